@@ -1,0 +1,61 @@
+# SCIP Jupyter — the two set-up commands are `make run` and `make test`.
+# Everything else here is what they call.
+SHELL := /bin/bash
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+# Debian's python3 lives outside /root, so an unprivileged account can run the
+# single-user servers and Slurm workers from this venv when the hub runs as root.
+PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
+PORT ?= 8000
+PYTEST_ARGS ?=
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+
+.PHONY: run test setup system-deps node-deps slurm-start slurm-stop unit bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@# an editable install skips data-files: enable the server extension as a wheel install would
+	install -D -m 644 jupyter-config/scip_jupyter.json $(VENV)/etc/jupyter/jupyter_server_config.d/scip_jupyter.json
+	touch $@
+
+node_modules/.bin/configurable-http-proxy: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.bin/configurable-http-proxy
+
+node-deps: node_modules/.bin/configurable-http-proxy
+
+# Debian packages for the real components the tests start (root only).
+system-deps:
+ifeq ($(IS_ROOT),yes)
+	scripts/system-deps
+else
+	@echo "system-deps: not root; assuming slurm-wlm, munge, chromium and openssh-server are installed"
+endif
+
+run: setup
+	$(VENV)/bin/scip-jupyter up --port $(PORT)
+
+slurm-start: system-deps
+	scripts/slurm-local start
+
+slurm-stop:
+	scripts/slurm-local stop
+
+test: setup system-deps
+	scripts/slurm-local start
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: setup system-deps
+	scripts/slurm-local start
+	$(VENV)/bin/python benchmarks/arc_scaleup.py
+
+clean:
+	-scripts/slurm-local stop
+	rm -rf .state test-artifacts

@@ -1,0 +1,145 @@
+"""The resource catalog: which notebook profiles exist and who may use them.
+
+A profile is CPU-only, a full GPU, or a MIG slice. The catalog is YAML
+(`hub_config/catalog.yaml`), validated by pydantic with `file:line` errors, and
+is the single source for the spawn form, the REST API validation, the
+Kubernetes pod builder and the local spawner.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Iterable
+
+from pydantic import Field, field_validator, model_validator
+
+from .config import StrictModel, load_model
+
+SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([KMGT]i?)?$")
+#: MIG profiles NVIDIA defines for the GPUs the platform carries.
+MIG_PROFILES = {
+    "h100": ("1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"),
+    "a100": ("1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb"),
+}
+GPU_MODELS = ("h100", "a100", "l40s")
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def parse_quantity(value: str) -> float:
+    """Bytes in a Kubernetes-style memory quantity.
+
+    >>> parse_quantity("2G"), parse_quantity("1Gi")
+    (2000000000.0, 1073741824.0)
+    """
+    m = QUANTITY_RE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a quantity like 512M, 4G or 16Gi")
+    number = float(value[: m.start(2)] if m.group(2) else value)
+    return number * _UNITS[m.group(2) or ""]
+
+
+class ProfileKind(str, Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+    mig = "mig"
+
+
+class Profile(StrictModel):
+    slug: str = Field(description="Stable identifier used in user_options['profile'] and links.")
+    display_name: str
+    description: str = ""
+    kind: ProfileKind
+    gpu_model: str | None = Field(None, description="GPU model for gpu/mig kinds, e.g. h100.")
+    gpu_count: int = Field(0, ge=0, le=8, description="Whole GPUs (kind gpu).")
+    mig_profile: str | None = Field(None, description="MIG slice, e.g. 1g.10gb (kind mig).")
+    image: str
+    cpu_guarantee: float = Field(0.5, gt=0, le=256)
+    cpu_limit: float = Field(2, gt=0, le=256)
+    mem_guarantee: str = "1G"
+    mem_limit: str = "4G"
+    shm_size: str = Field("1G", description="Size of the memory-backed /dev/shm.")
+    allowed_groups: list[str] = Field(default_factory=list, description="Groups that may use it; empty means nobody.")
+    site: str
+    jurisdiction: str
+    default: bool = False
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not SLUG_RE.match(v):
+            raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'")
+        return v
+
+    @field_validator("mem_guarantee", "mem_limit", "shm_size")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        parse_quantity(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Profile":
+        if self.cpu_guarantee > self.cpu_limit:
+            raise ValueError(f"cpu_guarantee {self.cpu_guarantee} is above cpu_limit {self.cpu_limit}")
+        if parse_quantity(self.mem_guarantee) > parse_quantity(self.mem_limit):
+            raise ValueError(f"mem_guarantee {self.mem_guarantee} is above mem_limit {self.mem_limit}")
+        if self.kind is ProfileKind.cpu:
+            if self.gpu_model or self.gpu_count or self.mig_profile:
+                raise ValueError("a cpu profile takes no gpu_model, gpu_count or mig_profile")
+            return self
+        if self.gpu_model not in GPU_MODELS:
+            raise ValueError(f"gpu_model must be one of {', '.join(GPU_MODELS)} for kind {self.kind.value}")
+        if self.kind is ProfileKind.gpu:
+            if self.gpu_count < 1 or self.mig_profile:
+                raise ValueError("a gpu profile needs gpu_count >= 1 and no mig_profile")
+        else:
+            allowed = MIG_PROFILES.get(self.gpu_model, ())
+            if self.mig_profile not in allowed or self.gpu_count:
+                raise ValueError(
+                    f"a mig profile needs mig_profile one of {', '.join(allowed)} for {self.gpu_model}, and no gpu_count"
+                )
+        return self
+
+    @property
+    def gpu_resource(self) -> tuple[str, int] | None:
+        """Kubernetes extended resource and count (NVIDIA device plugin, mixed MIG strategy)."""
+        if self.kind is ProfileKind.gpu:
+            return "nvidia.com/gpu", self.gpu_count
+        if self.kind is ProfileKind.mig:
+            return f"nvidia.com/mig-{self.mig_profile}", 1
+        return None
+
+    def allows(self, groups: Iterable[str]) -> bool:
+        return bool(set(self.allowed_groups) & set(groups))
+
+
+class Catalog(StrictModel):
+    profiles: list[Profile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Catalog":
+        seen: set[str] = set()
+        for p in self.profiles:
+            if p.slug in seen:
+                raise ValueError(f"profile slug {p.slug!r} appears twice")
+            seen.add(p.slug)
+        return self
+
+    def get(self, slug: str) -> Profile | None:
+        return next((p for p in self.profiles if p.slug == slug), None)
+
+    def profiles_for(self, groups: Iterable[str]) -> list[Profile]:
+        """Profiles the given groups allow, in catalog order."""
+        groups = set(groups)
+        return [p for p in self.profiles if p.allows(groups)]
+
+    @property
+    def slugs(self) -> list[str]:
+        return [p.slug for p in self.profiles]
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Load and validate a catalog file; raises config.ConfigError with file:line problems."""
+    return load_model(Catalog, path)

@@ -1,0 +1,116 @@
+"""Loading YAML config files with `file:line: field: problem` errors.
+
+One mechanism for every config file (catalog, courses, ARC presets): the YAML is
+parsed once into Python data *and* a map from each key path to its line, then a
+pydantic model validates the data and every error is reported at the line of the
+deepest key path that exists in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """One or more problems in a config file; `str()` gives one line per problem."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map every key path in a composed YAML tree to its 1-based line."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = path + (key.value,)
+            out[sub] = key.start_mark.line + 1
+            _line_map(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = path + (i,)
+            out[sub] = item.start_mark.line + 1
+            _line_map(item, sub, out)
+    return out
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int:
+    loc = tuple(loc)
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def field_name(loc: tuple) -> str:
+    """`('profiles', 2, 'cpu_limit')` -> `profiles[2].cpu_limit`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(file)"
+
+
+def load_yaml(path: str | os.PathLike) -> tuple[Any, dict[tuple, int]]:
+    """Parse a YAML file; returns (data, line map). Syntax errors become ConfigError."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([ConfigProblem(str(path), line, "(syntax)", str(getattr(exc, "problem", exc)))]) from None
+    lines = _line_map(node) if node is not None else {}
+    return data, lines
+
+
+def validate_data(model: type[M], data: Any, lines: dict[tuple, int], file: str) -> M:
+    """Validate parsed data against a pydantic model, errors mapped to lines."""
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; see the documented fields)"
+            problems.append(ConfigProblem(file, _line_for(lines, loc), field_name(loc), msg))
+        raise ConfigError(problems) from None
+
+
+def load_model(model: type[M], path: str | os.PathLike) -> M:
+    data, lines = load_yaml(path)
+    return validate_data(model, data, lines, str(path))
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are immutable."""
+
+    model_config = {"extra": "forbid", "frozen": True}

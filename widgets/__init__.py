@@ -1,0 +1,1 @@
+"""scip_widgets: notebook-side ipywidgets views over models from scip_jupyter."""
