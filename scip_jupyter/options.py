@@ -1,17 +1,29 @@
-"""Validating spawn choices (`user_options`), wherever they come from.
+"""Validating spawn choices (`user_options`), wherever they come from, and the form.
 
 Options arrive from the spawn form (lists of strings), raw from the REST API
-(any JSON), or from a course launch link. All go through `validate_spawn_options`,
-which never trusts its input: it returns normalised options or raises
-`OptionsError` naming the field and the allowed values.
+(any JSON), or from a course launch link. The pipeline is always:
+
+1. parse (`options_from_form`: no side effects, no validation),
+2. validate (`validate_spawn_options`: never trusts its input; returns normalised
+   options or raises `OptionsError` naming the field and the allowed values),
+3. apply (the spawner, from the validated profile only).
+
+`render_spawn_form` turns the profiles a user may choose into the HTML of the
+hub's spawn form (jinja2, autoescaped): a pure function, snapshot-tested.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
-from .catalog import Catalog, Profile
+import jinja2
+
+from .catalog import Catalog, Profile, ProfileKind, parse_quantity
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -28,15 +40,39 @@ class OptionsError(ValueError):
 
 #: Keys a client may send besides `profile`, with KubeSpawner's per-profile option convention.
 EXTRA_KEYS = ("course", "notebook")
+#: Form fields that belong to the hub's page, not to the spawn choice.
+_FORM_NOISE = ("_xsrf",)
+_MAX_TEXT = 200
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
-    """Parse the spawn form (no side effects, no validation)."""
+    """Parse the spawn form (no side effects, no validation).
+
+    A field sent once becomes a string; a field sent several times stays a list,
+    so that validation refuses it instead of silently picking one.
+
+    >>> options_from_form({"profile": ["cpu-small"], "_xsrf": ["x"]})
+    {'profile': 'cpu-small'}
+    >>> options_from_form({"profile": ["a", "b"]})
+    {'profile': ['a', 'b']}
+    """
     out: dict[str, Any] = {}
     for key, values in formdata.items():
-        if values:
-            out[key] = values[0]
+        if key in _FORM_NOISE or not values:
+            continue
+        out[key] = values[0] if len(values) == 1 else list(values)
     return out
+
+
+def allowed_profiles(catalog: Catalog, groups: Iterable[str], extra_allowed: Iterable[str] = ()) -> list[Profile]:
+    """Profiles the groups (or an extra grant such as an active course) allow, in catalog order."""
+    groups, extra = set(groups), set(extra_allowed)
+    return [p for p in catalog.profiles if p.allows(groups) or p.slug in extra]
+
+
+def default_profile(allowed: Sequence[Profile]) -> Profile | None:
+    """The catalog's default among the allowed profiles, else the first allowed one."""
+    return next((p for p in allowed if p.default), allowed[0] if allowed else None)
 
 
 def validate_spawn_options(
@@ -45,39 +81,117 @@ def validate_spawn_options(
     """Validate user_options against the catalog and the user's groups.
 
     `extra_allowed` are profile slugs granted by something other than groups
-    (e.g. an active course). Returns the profile and the normalised options.
+    (e.g. an active course). Returns the profile and the normalised options; the
+    input is never modified.
     """
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise OptionsError("user_options", f"must be a JSON object, not {type(options).__name__}", ["{\"profile\": \"<slug>\"}"])
-    groups = set(groups)
-    allowed = [p for p in catalog.profiles if p.allows(groups) or p.slug in set(extra_allowed)]
+        raise OptionsError("user_options", f"must be a JSON object, not {type(options).__name__}", ['{"profile": "<slug>"}'])
+    allowed = allowed_profiles(catalog, groups, extra_allowed)
     allowed_slugs = [p.slug for p in allowed]
-    unknown = [k for k in options if k != "profile" and k not in EXTRA_KEYS and not k.startswith("profile-option-")]
+    unknown = sorted(str(k) for k in options if k != "profile" and k not in EXTRA_KEYS and not str(k).startswith("profile-option-"))
     if unknown:
         raise OptionsError(unknown[0], "unknown option", ["profile", *EXTRA_KEYS])
     slug = options.get("profile")
     if slug is None or slug == "":
-        default = next((p for p in allowed if p.default), allowed[0] if allowed else None)
+        default = default_profile(allowed)
         if default is None:
             raise OptionsError("profile", "your groups allow no profile", [], status=403)
         slug = default.slug
     if not isinstance(slug, str):
-        raise OptionsError("profile", f"must be a string, not {type(slug).__name__}", allowed_slugs)
+        raise OptionsError("profile", f"must be one string, not {type(slug).__name__}", allowed_slugs)
     profile = catalog.get(slug)
     if profile is None:
-        raise OptionsError("profile", f"unknown profile {slug!r}", allowed_slugs)
+        raise OptionsError("profile", f"unknown profile {_short(slug)!r}", allowed_slugs)
     if slug not in allowed_slugs:
         raise OptionsError("profile", f"profile {slug!r} is not allowed for your groups", allowed_slugs, status=403)
     for key in options:
-        if key.startswith("profile-option-"):
-            raise OptionsError(key, "this catalog defines no per-profile options", [])
-    normalised = {"profile": slug}
+        if str(key).startswith("profile-option-"):
+            raise OptionsError(str(key), "this catalog defines no per-profile options", [])
+    normalised: dict[str, Any] = {"profile": slug}
     for key in EXTRA_KEYS:
         value = options.get(key)
         if value is not None:
-            if not isinstance(value, str) or len(value) > 200:
-                raise OptionsError(key, "must be a string of at most 200 characters", [])
+            if not isinstance(value, str) or len(value) > _MAX_TEXT:
+                raise OptionsError(key, f"must be a string of at most {_MAX_TEXT} characters", [])
             normalised[key] = value
     return profile, normalised
+
+
+def _short(value: str, limit: int = 60) -> str:
+    # Error messages echo user input: keep them short.
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+# --- the spawn form -------------------------------------------------------------------------------
+
+
+def _cores(value: float) -> str:
+    return f"{value:g} core" + ("" if value == 1 else "s")
+
+
+def _memory(quantity: str) -> str:
+    """Human memory size, in decimal GB as the catalog is written.
+
+    >>> _memory("4G"), _memory("512M"), _memory("16Gi")
+    ('4 GB', '0.5 GB', '17.2 GB')
+    """
+    return f"{round(parse_quantity(quantity) / 1e9, 1):g} GB"
+
+
+def gpu_summary(profile: Profile) -> str:
+    """One-line description of what accelerator a profile asks for.
+
+    >>> from scip_jupyter.catalog import Profile
+    >>> gpu_summary(Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
+    ...                     image="i", site="s", jurisdiction="CA"))
+    'H100 MIG slice 1g.10gb'
+    """
+    if profile.kind is ProfileKind.gpu:
+        return f"{profile.gpu_count} × {str(profile.gpu_model).upper()} (full GPU)"
+    if profile.kind is ProfileKind.mig:
+        return f"{str(profile.gpu_model).upper()} MIG slice {profile.mig_profile}"
+    return "No GPU"
+
+
+def profile_card(profile: Profile) -> dict[str, str]:
+    """Plain data the form template shows for one profile (no HTML here)."""
+    return {
+        "slug": profile.slug,
+        "display_name": profile.display_name,
+        "description": profile.description,
+        "kind": profile.kind.value,
+        "gpu": gpu_summary(profile),
+        "cpu": f"{_cores(profile.cpu_guarantee)} guaranteed, up to {_cores(profile.cpu_limit)}",
+        "memory": f"{_memory(profile.mem_guarantee)} guaranteed, up to {_memory(profile.mem_limit)}",
+        "site": f"{profile.site} ({profile.jurisdiction})",
+    }
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_spawn_form(profiles: Sequence[Profile], selected: str | None = None, host_note: str = "") -> str:
+    """HTML of the spawn form for these (already allowed) profiles.
+
+    `selected` is the slug checked initially (else the default profile);
+    `host_note` is a line shown above the choices (e.g. "this host has no GPU").
+    Every value is escaped by jinja2's autoescape.
+    """
+    slugs = [p.slug for p in profiles]
+    if selected not in slugs:
+        default = default_profile(profiles)
+        selected = default.slug if default else None
+    return _environment().get_template("spawn_form.html").render(
+        profiles=[profile_card(p) for p in profiles], selected=selected, host_note=host_note
+    )

@@ -18,7 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import LABEL_PREFIX
 from .catalog import Catalog, Profile, load_catalog
-from .options import OptionsError, options_from_form, validate_spawn_options
+from .options import OptionsError, allowed_profiles, options_from_form, validate_spawn_options
 
 _catalog_cache: dict[str, tuple[float, Catalog]] = {}
 
@@ -60,9 +60,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         return set()
 
     def scip_allowed_profiles(self) -> list[Profile]:
-        extra = self.scip_extra_profiles()
-        groups = self.scip_user_groups()
-        return [p for p in self.catalog.profiles if p.allows(groups) or p.slug in extra]
+        return allowed_profiles(self.catalog, self.scip_user_groups(), self.scip_extra_profiles())
 
     def scip_validate(self, options: Any) -> tuple[Profile, dict]:
         """Validate options or raise a 4xx HTTPError naming the field and allowed values."""
@@ -83,7 +81,13 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         }
 
     def options_from_form(self, formdata):
-        return options_from_form(formdata)
+        """Parse the form, then validate it at once (a refused choice re-renders the form with a 4xx).
+
+        JupyterHub also calls this for `GET /hub/spawn?profile=...` (options_from_query).
+        Options that arrive raw through the REST API never pass here: each backend
+        validates again before it starts anything.
+        """
+        return self.scip_validate(options_from_form(formdata))[1]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,141 @@
+"""JupyterHub configuration for SCIP on Kubernetes (the Helm chart's hub).
+
+The chart mounts this file with the catalog in the hub pod and z2jh's
+`hub.extraConfig` runs `load_subconfig("/usr/local/etc/scip/k8s.py")`. It makes
+the hub spawn with `SCIPKubeSpawner` and maps the chart's `custom.scip` values
+to traitlets through ONE table, `SETTINGS`. An unknown or misplaced key, or a
+value of the wrong type, stops the hub with a message naming the key and what
+is allowed, rather than being ignored.
+
+Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+#: Where the chart mounts the `scip-jupyter-config` ConfigMap in the hub pod.
+CONFIG_DIR = "/usr/local/etc/scip"
+
+#: chart key under custom.scip -> (class, trait, expected type, description).
+#: The chart's values.schema.yaml documents the same keys; test_helm_chart.py checks they agree.
+SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
+    "catalogPath": ("SCIPKubeSpawner", "catalog_path", str, "catalog.yaml inside the hub pod"),
+    "gpuProducts": ("SCIPKubeSpawner", "gpu_products", dict, "GPU model -> nvidia.com/gpu.product node label value"),
+    "siteNodeLabel": ("SCIPKubeSpawner", "site_node_label", str, "node label key matched against the profile's site"),
+    "tolerateGpuTaint": ("SCIPKubeSpawner", "tolerate_gpu_taint", bool, "GPU pods tolerate the nvidia.com/gpu taint"),
+    "configMap": ("SCIPKubeSpawner", "scip_config_map", str, "ConfigMap of catalog/courses/ARC mounted in notebook pods"),
+    "slurm.mungeKeySecret": ("SCIPKubeSpawner", "slurm_munge_key_secret", dict, "{name, key} of the munge key Secret"),
+    "slurm.sshKeySecret": ("SCIPKubeSpawner", "slurm_ssh_key_secret", dict, "{name, key} of the ARC ssh key Secret"),
+    "slurm.configMap": ("SCIPKubeSpawner", "slurm_config_map", str, "ConfigMap holding slurm.conf"),
+}
+#: Dict-valued settings whose own keys are fixed.
+SECRET_REF_KEYS = {"name", "key"}
+#: z2jh keys that would fight with this configuration.
+CONFLICTS = {
+    "singleuser.profileList": "profiles come from the SCIP catalog (custom.scip.catalogPath); remove singleuser.profileList",
+}
+
+
+_LEAVES = {key.rsplit(".", 1)[-1] for key in SETTINGS}
+
+
+class ChartValuesError(SystemExit):
+    """Stops the hub (exit status 1) with every problem found, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("SCIP chart values are wrong:\n  " + "\n  ".join(problems))
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        # Secret references and GPU product maps are values, not sections, also when misplaced.
+        if isinstance(value, dict) and path not in SETTINGS and key not in _LEAVES:
+            out.update(_flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str | None:
+    if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        return f"custom.scip.{key}: must be a {names}, not {type(value).__name__}"
+    if key.endswith("Secret") and value:
+        if set(value) - SECRET_REF_KEYS or not isinstance(value.get("name"), str) or not value.get("name"):
+            return f"custom.scip.{key}: must be {{name: <Secret name>, key: <key in it>}} (a reference, never the secret itself)"
+    if key == "gpuProducts" and not all(isinstance(v, str) for v in value.values()):
+        return f"custom.scip.{key}: values must be strings (node label values)"
+    return None
+
+
+def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | None = None) -> dict[tuple[str, str], Any]:
+    """Map the chart's `custom` values to {(class, trait): value}; raise ChartValuesError on any problem.
+
+    `z2jh_values` holds other z2jh keys to check for conflicts (dotted key -> value).
+    """
+    problems: list[str] = []
+    custom = custom or {}
+    if not isinstance(custom, dict):
+        raise ChartValuesError([f"custom: must be a mapping, not {type(custom).__name__}"])
+    leaf_names = {key.rsplit(".", 1)[-1]: key for key in SETTINGS}
+    for key in custom:
+        if key != "scip" and key in leaf_names:
+            problems.append(f"custom.{key}: misplaced; it belongs at custom.scip.{leaf_names[key]}")
+    scip = custom.get("scip") or {}
+    if not isinstance(scip, dict):
+        raise ChartValuesError([f"custom.scip: must be a mapping, not {type(scip).__name__}"])
+    settings: dict[tuple[str, str], Any] = {}
+    for key, value in _flatten(scip).items():
+        if key not in SETTINGS:
+            hint = difflib.get_close_matches(key, SETTINGS, n=1)
+            leaf = key.rsplit(".", 1)[-1]
+            if leaf in leaf_names and leaf_names[leaf] != key:
+                why = f"misplaced; it belongs at custom.scip.{leaf_names[leaf]}"
+            else:
+                why = f"unknown key{f' (did you mean {hint[0]}?)' if hint else ''}"
+            problems.append(f"custom.scip.{key}: {why}; known keys: {', '.join(SETTINGS)}")
+            continue
+        cls, trait, expected, _ = SETTINGS[key]
+        problem = _check_value(key, value, expected)
+        if problem:
+            problems.append(problem)
+        else:
+            settings[(cls, trait)] = value
+    for key, why in CONFLICTS.items():
+        if (z2jh_values or {}).get(key):
+            problems.append(f"{key}: {why}")
+    if problems:
+        raise ChartValuesError(problems)
+    return settings
+
+
+def apply(c, get_config) -> dict[tuple[str, str], Any]:
+    """Configure the hub `c` from z2jh's `get_config`; returns what was set."""
+    from scip_jupyter.catalog import load_catalog
+    from scip_jupyter.config import ConfigError
+
+    settings = {("SCIPKubeSpawner", "catalog_path"): f"{CONFIG_DIR}/catalog.yaml"}
+    settings.update(
+        scip_settings(get_config("custom", {}), {key: get_config(key, None) for key in CONFLICTS})
+    )
+    c.JupyterHub.spawner_class = "scip-kube"
+    for (cls, trait), value in settings.items():
+        setattr(c[cls], trait, value)
+    catalog_path = settings[("SCIPKubeSpawner", "catalog_path")]
+    try:  # a broken catalog stops the hub now, not at the first spawn
+        load_catalog(catalog_path)
+    except (ConfigError, OSError) as exc:
+        raise ChartValuesError([f"custom.scip.catalogPath: {catalog_path}: {exc}"]) from None
+    return settings
+
+
+if "c" in globals():
+    # Run as a JupyterHub config file (traitlets provides `c`): configure the hub.
+    from z2jh import get_config as _z2jh_get_config  # on sys.path in z2jh's hub image
+
+    apply(c, _z2jh_get_config)  # noqa: F821 - `c` is injected by traitlets

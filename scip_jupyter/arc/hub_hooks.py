@@ -1,0 +1,209 @@
+"""Hub side of "no orphaned jobs": cancel Slurm jobs by their tags.
+
+The server extension cancels its own jobs when it stops cleanly. This module
+covers the rest, without trusting any registry file (a `kill -9` can lose it):
+
+* `post_stop_hook(spawner)` (set as `c.Spawner.post_stop_hook`): when a server
+  stops, dies or is culled, cancel every job whose `--comment` tags name that
+  user and server.
+* `reconcile(running)`: cancel every tagged job whose server is not running.
+  Run at hub start-up (and periodically) by the `scip-arc-reconcile` hub service
+  (`scip-jupyter arc reconcile --hub`), which asks the hub API which servers run.
+
+The hub reaches each cluster through the preset's transport. This only works
+where the hub's account may cancel users' jobs: the local Slurm (hub as root or
+Slurm operator), or a site that gives the hub such a transport. Elsewhere the
+server-side hook is the line of defence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import urllib.parse
+import urllib.request
+from typing import Callable, Iterable
+
+from traitlets import Float, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .states import JobState, parse_squeue, scancel_argv, squeue_argv
+
+log = logging.getLogger(__name__)
+
+#: JupyterHub's default server has the name "" (tags call it "default", like JobTags.from_environment).
+DEFAULT_SERVER = "default"
+SERVICE_NAME = "scip-arc-reconcile"
+
+
+def server_key(user: str, server_name: str | None) -> tuple[str, str]:
+    from .tags import JobTags
+
+    t = JobTags(user=user, server=server_name or DEFAULT_SERVER)
+    return (t.user, t.server)
+
+
+# ---------------------------------------------------------------- pure decisions
+
+
+def leftovers_of(jobs: list[JobState], user: str, server: str) -> list[str]:
+    """Ids to scancel so that no job tagged for user/server remains (whole arrays by their job id)."""
+    key = server_key(user, server)
+    return sorted({j.array_job_id for j in jobs if j.tags and (j.tags.user, j.tags.server) == key and not j.phase.finished})
+
+
+def orphans_of(jobs: list[JobState], running: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """Tagged, unfinished jobs whose server is not in `running` -> {(user, server): ids}."""
+    running = {server_key(u, s) for u, s in running}
+    out: dict[tuple[str, str], set[str]] = {}
+    for j in jobs:
+        if j.tags is None or j.phase.finished:
+            continue
+        key = (j.tags.user, j.tags.server)
+        if key not in running:
+            out.setdefault(key, set()).add(j.array_job_id)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+# ---------------------------------------------------------------- I/O
+
+
+class ARCCleanup(LoggingConfigurable):
+    """Cancels leftover ARC jobs by tag, on the clusters of `presets`."""
+
+    presets = List(
+        Unicode(),
+        default_value=["local-slurm"],
+        config=True,
+        help="""ARC presets whose clusters the hub can reach and may cancel users' jobs on.
+        Example: c.ARCCleanup.presets = ["local-slurm"]""",
+    )
+    timeout = Float(30.0, config=True, help="Seconds one Slurm command may take before the hook gives up on that cluster.")
+
+    def __init__(self, transport_for: Callable[[str], object] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._transport_for = transport_for
+
+    def transport_for(self, preset: str):
+        if self._transport_for is not None:
+            return self._transport_for(preset)
+        from . import presets
+
+        return presets.transport_for(preset)
+
+    async def queue(self, preset: str) -> list[JobState]:
+        """Every user's jobs on the preset's cluster."""
+        text = await self.transport_for(preset).run(squeue_argv(), timeout=self.timeout)
+        return parse_squeue(text)
+
+    async def scancel(self, preset: str, ids: list[str]) -> None:
+        if ids:
+            await self.transport_for(preset).run(scancel_argv(ids), timeout=self.timeout)
+
+    async def cancel_server_jobs(self, user: str, server: str | None) -> dict[str, list[str]]:
+        """Cancel the jobs tagged for one server on every cluster; returns preset -> ids."""
+        return await self._each_preset(lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER)})
+
+    async def reconcile(self, running: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+        """Cancel tagged jobs of servers not in `running` ((user, server name) pairs)."""
+        running = set(running)
+        return await self._each_preset(lambda jobs: orphans_of(jobs, running))
+
+    async def _each_preset(self, decide) -> dict[str, list[str]]:
+        async def one(preset):
+            by_server = decide(await self.queue(preset))
+            ids = sorted({i for v in by_server.values() for i in v})
+            for key, v in by_server.items():
+                if v:
+                    self.log.info("ARC: cancelling %s on %s (server %s)", ",".join(v), preset, key or "stopped")
+            await self.scancel(preset, ids)
+            return ids
+
+        results = await asyncio.gather(*(one(p) for p in self.presets), return_exceptions=True)
+        done = {}
+        for preset, result in zip(self.presets, results):
+            if isinstance(result, BaseException):
+                self.log.error("ARC: cleaning up jobs on %s failed: %s", preset, result)
+            else:
+                done[preset] = result
+        return done
+
+
+def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None = None):
+    """A `Spawner.post_stop_hook` that cancels the stopped server's leftover jobs (then runs `chain`)."""
+
+    async def post_stop_hook(spawner):
+        nonlocal cleanup
+        if cleanup is None:
+            cleanup = ARCCleanup(parent=spawner)
+        try:
+            done = await cleanup.cancel_server_jobs(spawner.user.name, spawner.name)
+            if any(done.values()):
+                spawner.log.info("ARC: cancelled leftover jobs of %s: %s", spawner._log_name, done)
+        finally:
+            if chain is not None:
+                result = chain(spawner)
+                if asyncio.iscoroutine(result):
+                    await result
+
+    return post_stop_hook
+
+
+# ---------------------------------------------------------------- hub start-up
+
+
+def running_servers_from_hub(api_url: str, token: str, timeout: float = 30) -> set[tuple[str, str]]:
+    """(user, server) pairs the hub has running or starting, paging through GET /users?state=active."""
+    running: set[tuple[str, str]] = set()
+    offset, limit = 0, 200
+    while True:
+        query = urllib.parse.urlencode({"state": "active", "offset": offset, "limit": limit})
+        req = urllib.request.Request(
+            f"{api_url.rstrip('/')}/users?{query}",
+            headers={"Authorization": f"token {token}", "Accept": "application/jupyterhub-pagination+json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (hub URL from config)
+            page = json.load(resp)
+        items = page["items"] if isinstance(page, dict) else page
+        for user in items:
+            for name in (user.get("servers") or {}):
+                running.add(server_key(user["name"], name))
+        nxt = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
+        if not nxt:
+            return running
+        offset = nxt["offset"]
+
+
+def hub_service(presets: list[str], every: float = 300.0, python: str | None = None) -> tuple[dict, dict]:
+    """The managed hub service and its role that reconcile at hub start-up and every `every` s."""
+    import sys
+
+    command = [python or sys.executable, "-m", "scip_jupyter.cli", "arc", "reconcile", "--hub", "--every", str(every)]
+    for p in presets:
+        command += ["--preset", p]
+    service = {"name": SERVICE_NAME, "command": command, "display": False, "environment": _passthrough_env()}
+    role = {"name": SERVICE_NAME, "scopes": ["list:users", "read:users:name", "read:servers"], "services": [SERVICE_NAME]}
+    return service, role
+
+
+def _passthrough_env() -> dict[str, str]:
+    # managed services get a clean environment: keep what Slurm clients and presets need
+    keep = ("SLURM_CONF", "SCIP_ARC_PRESETS", "PATH")
+    return {k: os.environ[k] for k in keep if k in os.environ}
+
+
+def configure_hub(c, presets: list[str] | None = None, every: float = 300.0) -> None:
+    """Wire the hub side into a JupyterHub config `c` (one call from hub_config/*.py)."""
+    if presets is not None:
+        c.ARCCleanup.presets = presets
+    previous = c.Spawner.post_stop_hook if "post_stop_hook" in c.Spawner else None
+    c.Spawner.post_stop_hook = post_stop_hook_for(chain=previous)
+    service, role = hub_service(list(presets or ARCCleanup.presets.default_value), every=every)
+    # append in place: hub_config/local.py keeps references to these lists
+    for key, item in (("services", service), ("load_roles", role)):
+        if key in c.JupyterHub:
+            getattr(c.JupyterHub, key).append(item)
+        else:
+            setattr(c.JupyterHub, key, [item])

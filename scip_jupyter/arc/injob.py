@@ -1,0 +1,457 @@
+"""In-job network mode: the whole Dask cluster runs inside ONE Slurm job.
+
+For clusters whose compute nodes cannot reach the notebook (Rorqual, Narval,
+Trillium), the scheduler, the workers and the driving code all run inside one
+multi-task job, started with `srun` and wired by dask-jobqueue's `SLURMRunner`
+(task 0 = scheduler, task 1 = the client running your function, tasks 2+ =
+workers). The notebook only submits (job script on stdin, so an automation
+node's forced `sbatch` suffices), monitors (`squeue`, through the shared
+poller), cancels (`scancel`), and reads back files the job writes into its run
+folder — never `sacct`, which automation nodes forbid:
+
+    run folder (~/.scip/injob/<run id>/ on the cluster)
+      driver.py     the per-task program (written by the job script)
+      payload.b64   your function and arguments (cloudpickle, base64)
+      status.json   {"phase": ..., "workers": n, "time": ...}, updated by the client task
+      result.b64    the return value (cloudpickle, base64)     -> completed
+      error.json    {"type", "message", "traceback"}           -> failed
+      exit_code     srun's exit status, written by the job script
+      job.log       everything the tasks printed
+
+    run = InJobRun("local-slurm", transport, func=total, args=(10,), workers=2)
+    run.submit()            # -> job id
+    run.status()            # InJobStatus(phase=pending, reason="Priority", start=...)
+    run.result(timeout=600) # the value func returned, or InJobFailed
+    run.cancel()
+
+The job needs the same Python environment as the notebook (dask, distributed,
+dask-jobqueue, cloudpickle) at `python` on the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shlex
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from .poller import JobPoller
+from .registry import JobRegistry
+from .states import JobState, Phase, scancel_argv
+from .tags import JobTags
+
+#: File names in the run folder (see the module docstring).
+STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED, LOG = "status.json", "result.b64", "error.json", "exit_code", "signalled", "job.log"
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
+_SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.:,=@%/+-]*$")
+
+
+class InJobFailed(RuntimeError):
+    """The in-job run ended without a result; the message says how and where to look."""
+
+
+# ------------------------------------------------------------------ the program every task runs
+
+DRIVER = r'''
+"""Per-task program of a SCIP in-job Dask run (written by the job script)."""
+import base64, inspect, json, os, sys, time, traceback
+from pathlib import Path
+
+RUN = Path(os.environ["SCIP_INJOB_DIR"])
+RANK = int(os.environ.get("SLURM_PROCID", "0"))
+
+
+def write(name, text):
+    tmp = RUN / f".{name}.{RANK}.tmp"
+    tmp.write_text(text)
+    tmp.replace(RUN / name)  # atomic: the notebook never reads half a file
+
+
+def status(phase, **extra):
+    write("status.json", json.dumps(dict(extra, phase=phase, time=time.time())))
+
+
+def main():
+    import cloudpickle
+    from dask_jobqueue.slurm import SLURMRunner
+    from distributed import Client
+
+    cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
+    worker_options = {"nthreads": cpus, "local_directory": os.environ.get("SLURM_TMPDIR") or str(RUN / "dask-tmp")}
+    if os.environ.get("SLURM_MEM_PER_CPU"):
+        worker_options["memory_limit"] = int(os.environ["SLURM_MEM_PER_CPU"]) * cpus * 2**20
+    scheduler_options = json.loads(os.environ.get("SCIP_INJOB_SCHEDULER_OPTIONS") or "{}")
+    scheduler_options.setdefault("dashboard_address", ":0")  # several runs may share a node
+    with SLURMRunner(
+        scheduler_file=str(RUN / "scheduler-{job_id}.json"),
+        scheduler_options=scheduler_options,
+        worker_options=worker_options,
+    ) as runner:
+        # only task 1 (the client) gets here; the scheduler and workers return when it closes
+        status("starting", workers=runner.n_workers)
+        with Client(runner) as client:
+            client.wait_for_workers(runner.n_workers, timeout=float(os.environ.get("SCIP_INJOB_WORKER_TIMEOUT", "600")))
+            status("running", workers=runner.n_workers)
+            try:
+                payload = cloudpickle.loads(base64.b64decode((RUN / "payload.b64").read_bytes()))
+                if payload.get("script") is not None:
+                    scope = {"client": client, "__name__": "__scip_injob__"}
+                    exec(compile(payload["script"], "<in-job script>", "exec"), scope)
+                    value = scope.get("result")
+                else:
+                    func, args, kwargs = payload["func"], payload["args"], payload["kwargs"]
+                    try:
+                        wants_client = "client" in inspect.signature(func).parameters
+                    except (TypeError, ValueError):
+                        wants_client = False
+                    if wants_client and "client" not in kwargs:
+                        kwargs = dict(kwargs, client=client)
+                    value = func(*args, **kwargs)
+                write("result.b64", base64.b64encode(cloudpickle.dumps(value)).decode())
+                status("completed", workers=runner.n_workers)
+            except BaseException as exc:
+                write("error.json", json.dumps({"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}))
+                status("failed", workers=runner.n_workers)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # a task that cannot even start (import error, too few tasks)
+        if RANK in (0, 1) and not (RUN / "error.json").exists():
+            write("error.json", json.dumps({"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(), "rank": RANK}))
+        raise
+'''
+
+
+# ------------------------------------------------------------------ pure builders
+
+
+@dataclass(frozen=True)
+class InJobSpec:
+    """What one in-job run asks Slurm for. Validated on construction."""
+
+    run_dir: str  # absolute, or relative to $HOME on the cluster
+    tags: JobTags
+    workers: int = 1
+    cpus_per_task: int = 1
+    mem_per_cpu_mb: int = 1024
+    walltime: str = "01:00:00"
+    python: str = sys.executable
+    partition: str = ""
+    account: str = ""
+    extra_directives: tuple[str, ...] = ()
+    scheduler_options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not 1 <= self.workers <= 1000:
+            raise ValueError(f"workers: {self.workers} is not allowed; allowed: 1 to 1000")
+        if not 1 <= self.cpus_per_task <= 256:
+            raise ValueError(f"cpus_per_task: {self.cpus_per_task} is not allowed; allowed: 1 to 256")
+        if not 64 <= self.mem_per_cpu_mb <= 1_000_000:
+            raise ValueError(f"mem_per_cpu_mb: {self.mem_per_cpu_mb} is not allowed; allowed: 64 to 1000000")
+        if not _WALLTIME.match(self.walltime):
+            raise ValueError(f"walltime: {self.walltime!r} is not allowed; allowed: [D-]HH:MM[:SS], e.g. 01:00:00")
+        for name in ("partition", "account"):
+            if not _SAFE_DIRECTIVE.match(getattr(self, name)):
+                raise ValueError(f"{name}: {getattr(self, name)!r} has characters Slurm names do not use")
+        for d in self.extra_directives:
+            if not d.startswith("--") or "\n" in d:
+                raise ValueError(f"extra_directives: {d!r} is not a single --option[=value]")
+        if "\n" in self.run_dir or "'" in self.run_dir:
+            raise ValueError(f"run_dir: {self.run_dir!r} may not contain newlines or quotes")
+
+    @property
+    def ntasks(self) -> int:
+        return self.workers + 2  # + scheduler + client (SLURMRunner's ranks 0 and 1)
+
+
+def injob_script(spec: InJobSpec, payload_b64: str, driver: str = DRIVER) -> str:
+    """The job script (sent to `sbatch` on stdin). Pure: snapshot-tested."""
+    directives = [
+        f"--job-name={spec.tags.job_name('injob')}",
+        f"--comment={spec.tags.comment()}",
+        f"--ntasks={spec.ntasks}",
+        f"--cpus-per-task={spec.cpus_per_task}",
+        f"--mem-per-cpu={spec.mem_per_cpu_mb}M",
+        f"--time={spec.walltime}",
+        "--output=/dev/null",  # the run folder may not exist yet; the script logs to job.log itself
+    ]
+    if spec.partition:
+        directives.append(f"--partition={spec.partition}")
+    if spec.account:
+        directives.append(f"--account={spec.account}")
+    directives += list(spec.extra_directives)
+    header = "\n".join(f"#SBATCH {d}" for d in directives)
+    options = json.dumps(spec.scheduler_options)
+    return f"""#!/bin/bash
+{header}
+# SCIP in-job Dask run: task 0 scheduler, task 1 client (your code), tasks 2+ workers.
+RUN='{spec.run_dir}'
+case "$RUN" in /*) ;; *) RUN="$HOME/$RUN" ;; esac
+mkdir -p "$RUN" && cd "$RUN" || exit 3
+exec >>"$RUN/{LOG}" 2>&1
+trap 'echo "$(date -Is) stopped by a signal" > "$RUN/{SIGNALLED}"' TERM
+echo "$(date -Is) job $SLURM_JOB_ID on $(hostname): {spec.ntasks} tasks"
+cat > "$RUN/driver.py" <<'SCIP_DRIVER_EOF'
+{driver.strip()}
+SCIP_DRIVER_EOF
+cat > "$RUN/payload.b64" <<'SCIP_PAYLOAD_EOF'
+{payload_b64}
+SCIP_PAYLOAD_EOF
+export SCIP_INJOB_DIR="$RUN"
+export SCIP_INJOB_SCHEDULER_OPTIONS={shlex.quote(options)}
+srun --ntasks={spec.ntasks} --kill-on-bad-exit=1 {shlex.quote(spec.python)} "$RUN/driver.py" &
+wait $!
+code=$?
+echo $code > "$RUN/{EXIT_CODE}"
+exit $code
+"""
+
+
+def encode_payload(func: Callable | None = None, args: tuple = (), kwargs: dict | None = None, script: str | None = None) -> str:
+    import cloudpickle
+
+    if (func is None) == (script is None):
+        raise ValueError("give exactly one of func (a callable) or script (Python source setting `result`)")
+    if func is not None and not callable(func):
+        raise ValueError(f"func: {func!r} is not callable")
+    data = {"func": func, "args": tuple(args), "kwargs": dict(kwargs or {}), "script": script}
+    return base64.b64encode(cloudpickle.dumps(data)).decode()
+
+
+@dataclass(frozen=True)
+class InJobStatus:
+    phase: Phase
+    job_id: str = ""
+    reason: str = ""  # pending reason, or how it ended
+    start: datetime | None = None  # start (estimated while pending)
+    progress: str = ""  # from status.json: starting / running / completed / failed
+    workers: int | None = None
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.phase.finished
+
+
+def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | None], cancelled: bool) -> InJobStatus:
+    """The run's status from Slurm's view (None when not in squeue) and the files it wrote. Pure."""
+    progress = {}
+    if files.get(STATUS):
+        try:
+            progress = json.loads(files[STATUS])
+        except ValueError:
+            progress = {}
+    common = dict(job_id=job_id, progress=progress.get("phase", ""), workers=progress.get("workers"))
+    if files.get(ERROR):
+        try:
+            err = json.loads(files[ERROR])
+            message = f"{err.get('type', 'Error')}: {err.get('message', '')}"
+        except ValueError:
+            message = files[ERROR].strip()
+        return InJobStatus(Phase.FAILED, reason="the code raised an exception", message=message, **common)
+    if files.get(RESULT) is not None:
+        return InJobStatus(Phase.COMPLETED, **common)
+    if queued is not None and not queued.phase.finished:
+        return InJobStatus(queued.phase, reason=queued.reason_text if queued.phase is Phase.PENDING else "", start=queued.start, **common)
+    if cancelled:
+        return InJobStatus(Phase.CANCELLED, reason="cancelled from the notebook", **common)
+    if queued is not None and queued.phase in (Phase.CANCELLED, Phase.TIMEOUT, Phase.FAILED):
+        return InJobStatus(queued.phase, reason=f"Slurm: {queued.slurm_state} {queued.reason}".strip(), **common)
+    if files.get(SIGNALLED):
+        return InJobStatus(Phase.CANCELLED, reason="stopped by Slurm (time limit or scancel) before a result", message=files[SIGNALLED].strip(), **common)
+    code = (files.get(EXIT_CODE) or "").strip()
+    if code:
+        return InJobStatus(Phase.FAILED, reason=f"the tasks exited with status {code} without a result", message=f"see {LOG} in the run folder", **common)
+    if queued is not None:  # COMPLETED in squeue, but no file yet: results are being written
+        return InJobStatus(Phase.RUNNING, reason="finishing", **common)
+    return InJobStatus(Phase.UNKNOWN, reason="left the queue without writing its files (run folder not writable, or cancelled outside the notebook)", **common)
+
+
+# ------------------------------------------------------------------ I/O
+
+
+def _run_sync(coro):
+    """Run a coroutine from sync code, also inside a running loop (a notebook kernel)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class InJobRun:
+    """One function (or script) run on a Dask cluster living inside one Slurm job."""
+
+    def __init__(
+        self,
+        preset: str,
+        transport,
+        func: Callable | None = None,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        script: str | None = None,
+        workers: int = 1,
+        cpus_per_task: int = 1,
+        mem_per_cpu_mb: int = 1024,
+        walltime: str = "01:00:00",
+        partition: str = "",
+        account: str = "",
+        python: str | None = None,
+        base_dir: str | None = None,
+        tags: JobTags | None = None,
+        registry: JobRegistry | None = None,
+        poller: JobPoller | None = None,
+        extra_directives: tuple[str, ...] = (),
+        scheduler_options: dict | None = None,
+    ):
+        self.preset = preset
+        self.transport = transport
+        self.payload = encode_payload(func, args, kwargs, script)
+        self.run_id = uuid.uuid4().hex[:12]
+        local = getattr(transport, "kind", "") == "local"
+        base = base_dir or (str(Path.home() / ".scip" / "injob") if local else ".scip/injob")
+        self.spec = InJobSpec(
+            run_dir=str(PurePosixPath(base) / self.run_id),
+            tags=tags or JobTags.from_environment(),
+            workers=workers,
+            cpus_per_task=cpus_per_task,
+            mem_per_cpu_mb=mem_per_cpu_mb,
+            walltime=walltime,
+            python=python or sys.executable,
+            partition=partition,
+            account=account,
+            extra_directives=tuple(extra_directives),
+            scheduler_options=dict(scheduler_options or {}),
+        )
+        self.registry = registry if registry is not None else JobRegistry.default()
+        self.poller = poller or JobPoller(transport, cluster=preset)
+        self.job_id: str | None = None
+        self._cancelled = False
+
+    # -------------------------------------------------------------- async API
+
+    async def asubmit(self) -> str:
+        if self.job_id is not None:
+            raise RuntimeError(f"already submitted as job {self.job_id}")
+        out = await self.transport.run(["sbatch", "--parsable"], stdin=injob_script(self.spec, self.payload))
+        self.job_id = out.strip().split(";")[0]  # "--parsable" prints "id" or "id;cluster"
+        self.registry.record(self.job_id, self.preset, self.spec.tags, preset=self.preset)
+        self.poller.invalidate()
+        return self.job_id
+
+    async def astatus(self) -> InJobStatus:
+        self._need_job()
+        files = {name: await self._read(name) for name in (STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED)}
+        queued = None
+        if files[RESULT] is None and files[ERROR] is None:
+            jobs = await self.poller.jobs()
+            queued = next((j for j in jobs if j.job_id == self.job_id), None)
+            if queued is None and self.poller.listed_at() < self._submitted_at():
+                queued = JobState(job_id=self.job_id, phase=Phase.PENDING, reason="submitted")
+        status = decide_status(self.job_id, queued, files, self._cancelled)
+        if status.finished:
+            self.registry.forget(self.job_id)
+        return status
+
+    async def aresult(self, timeout: float | None = None, poll: float = 1.0) -> Any:
+        """Wait for the run to end; its return value, or InJobFailed naming what happened."""
+        import cloudpickle
+
+        self._need_job()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = await self.astatus()
+            if status.phase is Phase.COMPLETED:
+                return cloudpickle.loads(base64.b64decode(await self._read(RESULT)))
+            if status.finished or status.phase is Phase.UNKNOWN:
+                raise InJobFailed(
+                    f"in-job run {self.run_id} (job {self.job_id} on {self.preset}) {status.phase.value}: "
+                    f"{status.reason}{' — ' + status.message if status.message else ''} (run folder {self.spec.run_dir})"
+                )
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"in-job run {self.run_id} (job {self.job_id}) still {status.phase.value} after {timeout:g}s"
+                    f"{' (' + status.reason + ')' if status.reason else ''}; it keeps running: .result() again, or .cancel()"
+                )
+            await asyncio.sleep(poll)
+
+    async def acancel(self) -> None:
+        self._need_job()
+        self._cancelled = True
+        await self.transport.run(scancel_argv([self.job_id]))
+        self.poller.note_cancelled({self.job_id})
+        self.registry.forget(self.job_id)
+
+    # -------------------------------------------------------------- sync API (notebooks)
+
+    def submit(self) -> str:
+        return _run_sync(self.asubmit())
+
+    def status(self) -> InJobStatus:
+        return _run_sync(self.astatus())
+
+    def result(self, timeout: float | None = None) -> Any:
+        return _run_sync(self.aresult(timeout))
+
+    def cancel(self) -> None:
+        return _run_sync(self.acancel())
+
+    # -------------------------------------------------------------- helpers
+
+    def _need_job(self):
+        if self.job_id is None:
+            raise RuntimeError("not submitted yet: call .submit() first")
+
+    def _submitted_at(self):
+        rec = next((r for r in self.registry.all() if r.job_id == self.job_id), None)
+        return rec.submitted if rec else datetime.min.astimezone()
+
+    def path(self, name: str) -> str:
+        return str(PurePosixPath(self.spec.run_dir) / name)
+
+    async def _read(self, name: str) -> str | None:
+        """A run-folder file's text, or None when it does not exist (yet)."""
+        if getattr(self.transport, "kind", "") == "local":
+            p = Path(self.path(name)).expanduser()
+            try:
+                return p.read_text()
+            except FileNotFoundError:
+                return None
+        # remote: automation nodes allow `cat`; a missing file is a failed command
+        from .transport import SlurmCommandError
+
+        try:
+            return await self.transport.run(["cat", self.path(name)])
+        except SlurmCommandError as exc:
+            if "No such file" in str(exc):
+                return None
+            raise
+
+    def __repr__(self) -> str:
+        return f"<InJobRun {self.run_id} preset={self.preset} job={self.job_id or '-'} workers={self.spec.workers}>"

@@ -1,0 +1,284 @@
+"""The ARC launcher model: a Dask cluster request on a Slurm preset, and its life.
+
+`LauncherModel` holds the choices a person makes (preset, account, partition,
+GPU type and count, walltime, workers) as traitlets, so views link to them both
+ways. Every change is checked by the presets' validator
+(`scip_jupyter.arc.presets.validate_request`) BEFORE it is applied: a bad value
+raises `ARCRequestError` (naming the field and the allowed values) and leaves
+the model as it was. Actions (`launch`, `scale`, `adapt`, `shutdown`) drive an
+`ARCCluster` built by an injectable factory; `monitor` is a `JobMonitor` over
+that cluster's jobs (a cached `JobPoller` on the cluster's transport).
+
+The model never imports ipywidgets (views live in scip_widgets).
+
+>>> from scip_jupyter.arc.presets import PresetFile, example_preset
+>>> m = LauncherModel(PresetFile(clusters=[example_preset()]), accounts=lambda p: ["def-alice"])
+>>> (m.preset, m.account, m.partition, m.walltime, m.gpu_type, m.gpus)
+('demo', 'def-alice', 'cpu', '03:00:00', '', 0)
+>>> m.set("gpu_type", "h100_1g.10gb"); (m.gpus, m.partition)
+(1, 'gpu')
+>>> try:
+...     m.set("walltime", "9-00:00:00")
+... except ARCRequestError as e:
+...     print(e.field, "|", e.problem)
+walltime | 9-00:00:00 is over the maximum of cluster 'demo' (7-00:00:00)
+>>> m.walltime
+'03:00:00'
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from typing import Any, Callable, Sequence
+
+from traitlets import Any as AnyTrait
+from traitlets import Float, HasTraits, Instance, Int, Unicode, validate
+
+from .monitor import JobMonitor, cluster_source, transport_canceller
+from .presets import ARCRequestError, ClusterPreset, PresetFile, ValidRequest, check_scale, validate_request
+
+#: The fields a person sets, in the order a form shows them.
+FIELDS = ("preset", "account", "partition", "gpu_type", "gpus", "walltime", "workers")
+#: Life of the launched cluster.
+PHASES = ("idle", "launching", "running", "closing", "closed", "error")
+
+
+def current_user() -> str:
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def configured_accounts(user: str) -> Callable[[ClusterPreset], list[str]]:
+    """The user's accounts on a preset from its configuration (`accounts.users`)."""
+
+    def accounts(preset: ClusterPreset) -> list[str]:
+        return preset.accounts.configured_for(user)
+
+    return accounts
+
+
+def default_cluster_factory(**kwargs):
+    from .cluster import ARCCluster  # dask-jobqueue is heavy: import on launch only
+
+    return ARCCluster(**kwargs)
+
+
+class LauncherModel(HasTraits):
+    """Choices for one ARC Dask cluster, validated against its preset, and the cluster's life.
+
+    Change choices with ``model.set(field, value)`` (or plain assignment): the
+    whole request is re-validated first; a bad value raises ARCRequestError and
+    changes nothing. Dependent fields follow (choosing a GPU type makes the GPU
+    count at least 1 and picks the preset's GPU partition; a GPU count of 0 clears the type).
+    """
+
+    preset = Unicode(help="Preset (cluster) name, one of arc.yaml's clusters.")
+    account = Unicode(help="Slurm account (one of the user's accounts on the preset).")
+    partition = Unicode(help="Partition; '' lets the preset (or Slurm) choose.")
+    gpu_type = Unicode(help="GPU type as Slurm names it (MIG slices included); '' for none.")
+    gpus = Int(0, help="GPUs per worker job (0 = CPU only; a MIG slice is always 1).")
+    walltime = Unicode(help="Walltime per worker job, Slurm format (e.g. 03:00:00, 2-00:00:00).")
+    workers = Int(2, help="Dask workers to start on Launch / Scale.")
+
+    phase = Unicode("idle", help=f"Cluster life: one of {', '.join(PHASES)}.")
+    message = Unicode("", help="What happened last (shown by views): an error names the field.")
+    request = Instance(ValidRequest, allow_none=True, help="The last validated request (all defaults filled in).")
+    cluster = AnyTrait(None, allow_none=True, help="The launched cluster (ARCCluster), or None.")
+    monitor = Instance(JobMonitor, allow_none=True, help="Job monitor of the launched cluster, or None.")
+    poll_interval = Float(30.0, help="Seconds between squeue calls of the monitor's poller (sites ask for >= 30).")
+
+    def __init__(
+        self,
+        presets: PresetFile | None = None,
+        *,
+        accounts: Callable[[ClusterPreset], Sequence[str]] | None = None,
+        cluster_factory: Callable[..., Any] | None = None,
+        user: str | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ):
+        if presets is None:
+            from .presets import load_default_presets
+
+            presets = load_default_presets()
+        self.presets = presets
+        self.user = user or current_user()
+        self.accounts_for = accounts or configured_accounts(self.user)
+        self.cluster_factory = cluster_factory or default_cluster_factory
+        self.cluster_kwargs = dict(cluster_kwargs or {})  # extra ARCCluster arguments (tests, experts)
+        self._applying = False
+        choices = {k: kwargs.pop(k) for k in FIELDS if k in kwargs}
+        super().__init__(**kwargs)
+        start = choices.pop("preset", None) or presets.names()[0]
+        self._apply(self._validated(start, self._defaults(start) | choices))
+
+    # ------------------------------------------------------------ choices
+
+    def preset_object(self, name: str | None = None) -> ClusterPreset:
+        return self.presets.get(name or self.preset)
+
+    def choices(self, field: str) -> list[str]:
+        """Values a view can offer for a field (free-text fields list suggestions)."""
+        p = self.preset_object()
+        if field == "preset":
+            return self.presets.names()
+        if field == "account":
+            return [a for a in self.accounts_for(p) if p.accounts.matches(a)]
+        if field == "partition":
+            return list(p.partitions)
+        if field == "gpu_type":
+            return list(p.gpu_types)
+        if field == "walltime":
+            return list(p.walltime.tiers)
+        raise ARCRequestError("field", f"{field!r} has no list of choices", ["preset", "account", "partition", "gpu_type", "walltime"])
+
+    def _raw(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in FIELDS}
+
+    def _defaults(self, preset: str) -> dict[str, Any]:
+        """A fresh request on a preset: its defaults, keeping only the worker count."""
+        return {"preset": preset, "account": "", "partition": "", "gpu_type": "", "gpus": 0, "walltime": "", "workers": self.workers}
+
+    def _candidate(self, field: str, value: Any) -> dict[str, Any]:
+        if field not in FIELDS:
+            raise ARCRequestError("field", f"{field!r} is not a launcher field", list(FIELDS))
+        if field == "preset":
+            return self._defaults(value)
+        raw = self._raw() | {field: value}
+        if field == "gpus" and value in (0, "0"):
+            raw["gpu_type"] = ""
+        if field == "gpu_type" and not value:
+            raw["gpus"] = 0
+        if field in ("gpus", "gpu_type") and self.partition in (self.preset_object().gpu_partition, self.preset_object().default_partition):
+            raw["partition"] = ""  # let the preset pick the CPU or GPU partition again
+        return raw
+
+    def _validated(self, preset: str, raw: dict[str, Any]) -> ValidRequest:
+        p = self.presets.get(preset)  # ARCRequestError("preset", ...) for an unknown name
+        request = {k: v for k, v in raw.items() if k != "preset"}
+        return validate_request(p, request, list(self.accounts_for(p)))
+
+    def check(self, field: str, value: Any) -> ValidRequest:
+        """Validate the request as it would be with `field` = `value` (changes nothing)."""
+        raw = self._candidate(field, value)
+        return self._validated(raw["preset"], raw)
+
+    def set(self, field: str, value: Any) -> None:
+        """Change one choice: validated first; on ARCRequestError nothing changes."""
+        self._apply(self.check(field, value))
+
+    def _apply(self, valid: ValidRequest) -> None:
+        self._applying = True
+        try:
+            with self.hold_trait_notifications():
+                self.preset = valid.preset
+                self.account = valid.account
+                self.partition = valid.partition or ""
+                self.gpu_type = valid.gpu_type or ""
+                self.gpus = valid.gpus
+                self.walltime = valid.walltime
+                self.workers = valid.workers
+                self.request = valid
+        finally:
+            self._applying = False
+
+    @validate(*FIELDS)
+    def _validate_field(self, proposal):
+        """Plain assignment (``model.walltime = ...``) is checked like ``set``."""
+        name, value = proposal["trait"].name, proposal["value"]
+        if self._applying or not self.preset:
+            return value
+        valid = self.check(name, value)
+        normalised = {"partition": valid.partition or "", "gpu_type": valid.gpu_type or "", "walltime": valid.walltime}
+        return normalised.get(name, value)
+
+    # ------------------------------------------------------------ actions
+
+    def _require(self, *phases: str) -> None:
+        if self.phase not in phases:
+            raise ARCRequestError("phase", f"cannot do this while the cluster is {self.phase}", list(phases))
+
+    def launch(self) -> Any:
+        """Start the cluster on the preset and ask for `workers` workers."""
+        self._require("idle", "closed", "error")
+        valid = self.check("workers", self.workers)
+        check_scale(self.preset_object(), valid.jobs)
+        self.phase, self.message = "launching", f"Launching on {valid.preset}..."
+        try:
+            cluster = self.cluster_factory(**self._cluster_arguments(valid))
+            self.cluster = cluster
+            if valid.workers:
+                cluster.scale(valid.workers)
+            self.monitor = self._monitor_for(cluster)
+        except Exception as exc:  # noqa: BLE001 - shown inline; the person fixes and retries
+            self._close_quietly()
+            self.phase, self.message = "error", f"Launch failed: {exc}"
+            raise
+        self.phase, self.message = "running", f"Launched on {valid.preset}: {valid.workers} workers requested."
+        return cluster
+
+    def _cluster_arguments(self, valid: ValidRequest) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "preset": valid.preset,
+            "account": valid.account,
+            "walltime": valid.walltime,
+            "cores": valid.cores,
+            "memory": valid.memory,
+            "processes": valid.processes,
+        }
+        if valid.partition:
+            args["partition"] = valid.partition
+        if valid.gpus:
+            args["gpu_type"], args["gpus"] = valid.gpu_type, valid.gpus
+        return args | self.cluster_kwargs
+
+    def _monitor_for(self, cluster: Any) -> JobMonitor | None:
+        transport = getattr(cluster, "transport", None)
+        if transport is None:
+            return None
+        from .poller import JobPoller
+
+        poller = JobPoller(transport, cluster=self.preset, interval=self.poll_interval)
+        return JobMonitor(
+            cluster_source(cluster, poller), transport_canceller(transport, poller), cluster=cluster, preset=self.preset
+        )
+
+    def scale(self, workers: int | None = None) -> None:
+        """Scale the running cluster to `workers` (default: the workers field)."""
+        self._require("running")
+        if workers is not None and workers != self.workers:
+            self.set("workers", workers)
+        valid = self.check("workers", self.workers)
+        check_scale(self.preset_object(), valid.jobs)
+        self.cluster.scale(valid.workers)
+        self.message = f"Scaling to {valid.workers} workers."
+
+    def adapt(self, minimum: int = 0, maximum: int | None = None) -> None:
+        """Let Dask scale between `minimum` and `maximum` (default: the workers field)."""
+        self._require("running")
+        maximum = self.workers if maximum is None else maximum
+        if not 0 <= minimum <= maximum:
+            raise ARCRequestError("minimum", f"{minimum} must be between 0 and maximum ({maximum})", [f"0..{maximum}"])
+        self.check("workers", maximum)
+        check_scale(self.preset_object(), -(-maximum // self.request.processes))
+        self.cluster.adapt(minimum=minimum, maximum=maximum)
+        self.message = f"Adapting between {minimum} and {maximum} workers."
+
+    def shutdown(self) -> None:
+        """Close the cluster: its workers' Slurm jobs are cancelled."""
+        self._require("running", "launching", "error")
+        self.phase, self.message = "closing", "Shutting down..."
+        try:
+            self.cluster.close()
+        except Exception as exc:  # noqa: BLE001
+            self.phase, self.message = "error", f"Shutdown failed: {exc}"
+            raise
+        self.phase, self.message = "closed", "Cluster closed; its Slurm jobs were cancelled."
+
+    def _close_quietly(self) -> None:
+        cluster, self.cluster = self.cluster, None
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:  # noqa: BLE001 - already failing; the launch error is the one to show
+                pass

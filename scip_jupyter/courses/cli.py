@@ -1,0 +1,222 @@
+"""`scip-jupyter course ...`: the instructor's and operator's course verbs.
+
+    scip-jupyter course list                       courses, dates, state, students
+    scip-jupyter course links  ID [--hub-url URL]  the course launch link and one per notebook
+    scip-jupyter course status ID [--student S]    per student: version, update available, edits, notebooks
+    scip-jupyter course sync   ID [--student S]    deliver the current material (never loses student edits)
+    scip-jupyter course reset  ID (--student S | --all) --yes
+                                                   back up the student's folder, deliver the material afresh
+
+Class-wide operations show a progress bar (rich). `--courses` defaults to
+$SCIP_COURSES_FILE, else hub_config/courses.yaml; `--homes` (the folder of the
+students' notebook roots) to $SCIP_HOMES, else the embedded platform's
+`.state/hub/home`. Students listed through groups are resolved with
+`--group-member GROUP=user1,user2` (or are listed explicitly with --student).
+Exit status: 0 when everything succeeded, 1 when a student's operation failed,
+2 for a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from ..config import ConfigError
+from .ops import Homes, current_snapshot, for_each, reset_student, status_student, sync_student, today
+from .progress import notebook_state
+from .registry import COURSES_ENV, Course, Registry, load_courses
+
+DEFAULT_HUB_URL = "http://127.0.0.1:8000"
+
+
+def launch_url(hub_url: str, course_id: str, notebook: str = "") -> str:
+    """The launch link of a course (and of one notebook in it).
+
+    >>> launch_url("http://127.0.0.1:8000/", "intro-gpu", "01 start.ipynb")
+    'http://127.0.0.1:8000/hub/scip/course/intro-gpu/launch?notebook=01+start.ipynb'
+    """
+    url = f"{hub_url.rstrip('/')}/hub/scip/course/{quote(course_id)}/launch"
+    return url + ("?" + urlencode({"notebook": notebook}) if notebook else "")
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    def common(p, course=True):
+        p.add_argument("--courses", help=f"courses.yaml (default ${COURSES_ENV}, else hub_config/courses.yaml)")
+        if course:
+            p.add_argument("course", help="course id")
+        return p
+
+    common(sub.add_parser("list", help="courses, dates, state and students"), course=False)
+    links = common(sub.add_parser("links", help="launch links: the course and each notebook"))
+    links.add_argument("--hub-url", default=DEFAULT_HUB_URL, help=f"public hub URL (default {DEFAULT_HUB_URL})")
+    for name, help_ in (
+        ("status", "per student: material version, update available, edits, notebooks opened/executed"),
+        ("sync", "deliver the current material to students (their edits are kept)"),
+        ("reset", "back up a student's course folder and deliver the material afresh"),
+    ):
+        p = common(sub.add_parser(name, help=help_))
+        p.add_argument("--student", action="append", default=[], metavar="USER", help="only this student (repeatable)")
+        p.add_argument("--homes", help="folder of the students' notebook roots, or a path with {username}")
+        p.add_argument(
+            "--group-member", action="append", default=[], metavar="GROUP=u1,u2",
+            help="members of a hub group the course enrols (repeatable)",
+        )
+        p.add_argument("--json", action="store_true", help="print the results as JSON")
+        if name == "sync":
+            p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+        if name == "reset":
+            p.add_argument("--all", action="store_true", help="reset every student of the course")
+            p.add_argument("--yes", action="store_true", help="confirm (a backup of each folder is kept)")
+
+
+def _registry(args) -> Registry:
+    from ..embedded import project_root
+
+    path = args.courses or __import__("os").environ.get(COURSES_ENV) or project_root() / "hub_config" / "courses.yaml"
+    return load_courses(path)
+
+
+def _group_members(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for value in values:
+        if "=" not in value:
+            raise ValueError(f"--group-member: {value!r} is not GROUP=user1,user2")
+        group, users = value.split("=", 1)
+        out.setdefault(group.strip(), []).extend(u.strip() for u in users.split(",") if u.strip())
+    return out
+
+
+def _students(args, course: Course) -> list[str]:
+    members = _group_members(args.group_member)
+    enrolled = course.student_names(members)
+    if args.student:
+        unknown = [s for s in args.student if s not in enrolled]
+        if unknown:
+            raise ValueError(
+                f"--student: {', '.join(unknown)} not enrolled in {course.id}; enrolled: {', '.join(enrolled) or '(none)'}"
+            )
+        return list(args.student)
+    missing = [g for g in course.students.groups if g not in members]
+    if missing:
+        print(f"note: students in groups {', '.join(missing)} are not listed; pass --group-member GROUP=users",
+              file=sys.stderr)
+    return enrolled
+
+
+def _progress(console, label: str, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[who]}"),
+        TimeElapsedColumn(), console=console, transient=False, disable=total < 2,
+    )
+
+
+def _class_op(args, course, names, op, label):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with _progress(console, label, len(names)) as bar:
+        task = bar.add_task(f"{label} {course.id}", total=len(names), who="")
+        return for_each(names, op, lambda who: bar.update(task, advance=1, who=who))
+
+
+def _print_outcomes(outcomes, as_json: bool) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    if as_json:
+        print(json.dumps([{"student": o.username, "ok": o.ok, "result": o.detail, "error": o.error} for o in outcomes],
+                         indent=1))
+    else:
+        table = Table("student", "result", "details")
+        for o in outcomes:
+            if not o.ok:
+                table.add_row(o.username, "[red]failed", o.error)
+                continue
+            summary = ", ".join(f"{k} {v}" for k, v in sorted(o.detail["summary"].items())) or "nothing to do"
+            extra = [*o.detail.get("changes", []), *o.detail.get("skipped", [])]
+            if o.detail.get("backup"):
+                extra.insert(0, f"backup: {o.detail['backup']}")
+            table.add_row(o.username, f"version {o.detail['version']}: {summary}", "\n".join(extra[:12]))
+        Console().print(table)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _list(registry: Registry) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "title", "state", "dates", "profiles", "instructors", "students")
+    for c in registry.courses:
+        students = ", ".join([*c.students.users, *(f"group {g}" for g in c.students.groups)])
+        table.add_row(c.id, c.title, c.state(today()), f"{c.start} – {c.end}", ", ".join(c.profiles),
+                      ", ".join(c.instructors), students)
+    Console().print(table)
+    return 0
+
+
+def _links(registry: Registry, course: Course, hub_url: str) -> int:
+    snap = current_snapshot(registry, course)
+    print(f"{course.id}: {launch_url(hub_url, course.id)}")
+    for nb in sorted(p for p in snap.files if p.endswith(".ipynb")):
+        print(f"  {nb}: {launch_url(hub_url, course.id, nb)}")
+    return 0
+
+
+def _status(args, registry, course, names) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    snap = current_snapshot(registry, course)
+    homes = Homes.default(args.homes)
+    rows = _class_op(args, course, names, lambda n: status_student(course, snap, homes, n), "reading")
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1))
+        return 0
+    table = Table("student", "version", "update", "your edits", *[Path(nb).name for nb in rows[0].notebooks] if rows else [],
+                  title=f"{course.id} — material version {snap.version}")
+    for r in rows:
+        if r.error:
+            table.add_row(r.username, "—", "—", r.error)
+            continue
+        table.add_row(r.username, r.delivered_version or "never synced", "yes" if r.update_available else "no",
+                      str(len(r.changed)), *[notebook_state(r, nb) for nb in r.notebooks])
+    Console().print(table)
+    return 0
+
+
+def run(args) -> int:
+    try:
+        registry = _registry(args)
+        if args.action == "list":
+            return _list(registry)
+        course = registry.require(args.course)
+        if args.action == "links":
+            return _links(registry, course, args.hub_url)
+        names = _students(args, course)
+        if args.action == "status":
+            return _status(args, registry, course, names)
+        snap = current_snapshot(registry, course)
+        homes = Homes.default(args.homes)
+        if args.action == "sync":
+            outcomes = _class_op(args, course, names, lambda n: sync_student(course, snap, homes, n, args.dry_run), "syncing")
+            return _print_outcomes(outcomes, args.json)
+        if args.action == "reset":
+            if not args.student and not args.all:
+                raise ValueError("reset: name --student USER (repeatable) or --all for the whole class")
+            if not args.yes:
+                raise ValueError("reset: add --yes to confirm (each student's folder is moved to a backup beside it)")
+            outcomes = _class_op(args, course, names, lambda n: reset_student(course, snap, homes, n), "resetting")
+            return _print_outcomes(outcomes, args.json)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        print(f"scip-jupyter course: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    return 2

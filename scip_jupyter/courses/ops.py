@@ -1,0 +1,131 @@
+"""Course operations on students' folders: status, sync, reset (one student or the class).
+
+Used by the CLI (`scip-jupyter course ...`) and the instructor view. A student's
+notebook root is found through `Homes` (on the embedded platform
+`<state>/home/<username>`, as SCIPLocalSpawner lays it out); the course folder
+is `<root>/courses/<id>`. Writes run as the owner of the student's root (see
+runas.py), never as root.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .material import Snapshot, snapshot
+from .progress import StudentStatus, course_folder, folder_status
+from .registry import Course, Registry
+from .runas import RunAsError, call_as_owner_of
+from .sync import reset_folder, sync_folder
+
+HOMES_ENV = "SCIP_HOMES"
+
+
+def workdir_name(username: str) -> str:
+    # one naming rule, owned by the local spawner (imported lazily: it pulls in JupyterHub)
+    from ..local_spawner import workdir_name as name
+
+    return name(username)
+
+
+@dataclass(frozen=True)
+class Homes:
+    """Where each user's notebook root is: `<folder>/<username>` or a `{username}` template."""
+
+    pattern: str
+
+    @classmethod
+    def default(cls, explicit: str | None = None) -> "Homes":
+        value = explicit or os.environ.get(HOMES_ENV)
+        if not value:
+            from ..embedded import HubSettings
+
+            value = str(HubSettings.from_env().homes)
+        return cls(value)
+
+    def of(self, username: str) -> Path:
+        if "{username}" in self.pattern:
+            return Path(self.pattern.format(username=workdir_name(username)))
+        return Path(self.pattern) / workdir_name(username)
+
+
+@dataclass
+class Outcome:
+    username: str
+    ok: bool
+    detail: dict | None = None
+    error: str = ""
+
+
+def _sync_one(course_id: str, snap: Snapshot, folder: str, dry_run: bool) -> dict:
+    plan, result = sync_folder(course_id, snap, folder, dry_run=dry_run)
+    if result is None:
+        return {"course": course_id, "version": plan.version, "summary": plan.summary(),
+                "changes": [a.describe() for a in plan.changes], "dry_run": True}
+    return result.to_dict()
+
+
+def _reset_one(course_id: str, snap: Snapshot, folder: str) -> dict:
+    return reset_folder(course_id, snap, folder).to_dict()
+
+
+def _status_one(username: str, course_id: str, folder: str, files: dict, version: str) -> StudentStatus:
+    return folder_status(username, course_id, folder, files, version)
+
+
+def _run(homes: Homes, username: str, fn: Callable, *args) -> Outcome:
+    root = homes.of(username)
+    if not root.is_dir():
+        return Outcome(username, False, error=f"no notebook folder yet ({root}): the student has never started a server")
+    try:
+        return Outcome(username, True, call_as_owner_of(root, fn, *args))
+    except (RunAsError, OSError, RuntimeError) as exc:
+        return Outcome(username, False, error=str(exc))
+
+
+def sync_student(course: Course, snap: Snapshot, homes: Homes, username: str, dry_run: bool = False) -> Outcome:
+    folder = course_folder(homes.of(username), course.id)
+    return _run(homes, username, _sync_one, course.id, snap, str(folder), dry_run)
+
+
+def reset_student(course: Course, snap: Snapshot, homes: Homes, username: str) -> Outcome:
+    folder = course_folder(homes.of(username), course.id)
+    return _run(homes, username, _reset_one, course.id, snap, str(folder))
+
+
+def status_student(course: Course, snap: Snapshot, homes: Homes, username: str) -> StudentStatus:
+    root = homes.of(username)
+    folder = course_folder(root, course.id)
+    if not root.is_dir():
+        return StudentStatus(username, course.id, current_version=snap.version,
+                             notebooks=sorted(p for p in snap.files if p.endswith(".ipynb")),
+                             error="never started a server")
+    try:
+        return call_as_owner_of(root, _status_one, username, course.id, str(folder), dict(snap.files), snap.version)
+    except (RunAsError, OSError) as exc:
+        return StudentStatus(username, course.id, current_version=snap.version, error=str(exc))
+
+
+def for_each(
+    usernames: Iterable[str], op: Callable[[str], Outcome | StudentStatus], advance: Callable[[str], None] | None = None
+) -> list:
+    """Run `op` for every student, calling `advance(username)` after each (progress bars)."""
+    out = []
+    for name in usernames:
+        out.append(op(name))
+        if advance is not None:
+            advance(name)
+    return out
+
+
+def current_snapshot(registry: Registry, course: Course) -> Snapshot:
+    """The material now; the git cache for the CLI/hub lives beside the registry's state."""
+    cache = os.environ.get("SCIP_COURSE_CACHE")
+    return snapshot(registry, course, cache)
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()

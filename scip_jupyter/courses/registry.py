@@ -1,0 +1,290 @@
+"""The course registry (`courses.yaml`): a course as one unit.
+
+A course has an id, a title, instructors, students (usernames and/or hub
+groups), a material source (a local folder or a git repository and ref), the
+notebook profiles it grants, an allocation and start/end dates. The file is
+validated by pydantic through `config.load_model`, so every problem is reported
+as `file:line: field: problem`; `load_courses` adds the checks that need the
+file's location (the material folder exists) and the catalog beside it (every
+profile a course names exists).
+
+Everything here is pure except `load_courses` and `cached_registry` (they read
+files). The hub, the CLI, the server extension and the widgets all read the
+registry through this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from ..catalog import SLUG_RE, Catalog, load_catalog
+from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, field_name, load_yaml, validate_data
+
+#: JupyterHub usernames and group names we accept in the registry.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+#: git refs: branch, tag or commit; no spaces, no '..', no leading '-'.
+REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
+#: Environment variable naming the registry file (hub, single-user servers, kernels).
+COURSES_ENV = "SCIP_COURSES_FILE"
+
+
+def _names(values: list[str], what: str) -> list[str]:
+    for v in values:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid {what}: lowercase letters, digits and . _ @ - (at most 64)")
+    if len(set(values)) != len(values):
+        dup = sorted({v for v in values if values.count(v) > 1})
+        raise ValueError(f"{', '.join(dup)} listed twice")
+    return values
+
+
+class Students(StrictModel):
+    users: list[str] = Field(default_factory=list, description="Hub usernames enrolled in the course.")
+    groups: list[str] = Field(default_factory=list, description="Hub groups whose members are enrolled.")
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, v):
+        return _names(v, "username")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v):
+        return _names(v, "group name")
+
+    @model_validator(mode="after")
+    def _someone(self) -> "Students":
+        if not self.users and not self.groups:
+            raise ValueError("list at least one student in users or groups")
+        return self
+
+
+class Material(StrictModel):
+    """Where the course material comes from: exactly one of `path` or `git`."""
+
+    path: str | None = Field(None, description="Local folder, relative to courses.yaml or absolute.")
+    git: str | None = Field(None, description="Git repository URL (https://, ssh, or a local path).")
+    ref: str = Field("main", description="Branch, tag or commit of `git`.")
+    subdir: str = Field("", description="Only this folder of the source is the material.")
+
+    @field_validator("subdir")
+    @classmethod
+    def _subdir(cls, v: str) -> str:
+        if v and (v.startswith("/") or ".." in Path(v).parts):
+            raise ValueError(f"{v!r} must be a relative folder inside the material, without '..'")
+        return v.strip("/")
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        if not REF_RE.match(v):
+            raise ValueError(f"{v!r} is not a git branch, tag or commit")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Material":
+        if bool(self.path) == bool(self.git):
+            raise ValueError("give exactly one of path (a local folder) or git (a repository URL)")
+        if self.git and self.git.startswith("-"):
+            raise ValueError("git must be a repository URL or path, not an option")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "git" if self.git else "path"
+
+
+class Allocation(StrictModel):
+    gpu_hours_per_student: float = Field(0, ge=0, le=100_000, description="GPU hours each student may use.")
+    max_concurrent_servers: int = Field(0, ge=0, le=10_000, description="Servers the course may run at once; 0 = no limit.")
+
+
+class Course(StrictModel):
+    id: str = Field(description="Stable slug: used in group names, folders and links.")
+    title: str = Field(min_length=1, max_length=200)
+    instructors: list[str] = Field(min_length=1)
+    students: Students
+    material: Material
+    profiles: list[str] = Field(min_length=1, description="Catalog profile slugs; the first is the launch default.")
+    allocation: Allocation = Field(default_factory=Allocation)
+    start: dt.date
+    end: dt.date
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not SLUG_RE.match(v):
+            raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'")
+        return v
+
+    @field_validator("instructors")
+    @classmethod
+    def _instructors(cls, v):
+        return _names(v, "username")
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles(cls, v):
+        for slug in v:
+            if not SLUG_RE.match(slug):
+                raise ValueError(f"{slug!r} is not a profile slug")
+        if len(set(v)) != len(v):
+            raise ValueError("a profile is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _dates(self) -> "Course":
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    # -- pure questions -------------------------------------------------
+    def is_active(self, today: dt.date) -> bool:
+        return self.start <= today <= self.end
+
+    def state(self, today: dt.date) -> str:
+        return "upcoming" if today < self.start else "ended" if today > self.end else "active"
+
+    @property
+    def students_group(self) -> str:
+        return f"course-{self.id}-students"
+
+    @property
+    def instructors_group(self) -> str:
+        return f"course-{self.id}-instructors"
+
+    @property
+    def default_profile(self) -> str:
+        return self.profiles[0]
+
+    def is_student(self, username: str, groups: Iterable[str] = ()) -> bool:
+        return username in self.students.users or bool(set(groups) & set(self.students.groups))
+
+    def is_instructor(self, username: str) -> bool:
+        return username in self.instructors
+
+    def student_names(self, group_members: dict[str, Iterable[str]]) -> list[str]:
+        """Usernames enrolled, expanding groups with `group_members` (group -> usernames)."""
+        names = set(self.students.users)
+        for g in self.students.groups:
+            names.update(group_members.get(g, ()))
+        return sorted(names - set(self.instructors))
+
+
+class Registry(StrictModel):
+    courses: list[Course] = Field(default_factory=list)
+    #: set by load_courses: the folder relative `material.path` values are resolved against.
+    _base_dir: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Registry":
+        seen: set[str] = set()
+        for c in self.courses:
+            if c.id in seen:
+                raise ValueError(f"course id {c.id!r} appears twice")
+            seen.add(c.id)
+        return self
+
+    def get(self, course_id: str) -> Course | None:
+        return next((c for c in self.courses if c.id == course_id), None)
+
+    def require(self, course_id: str) -> Course:
+        course = self.get(course_id)
+        if course is None:
+            raise KeyError(f"course: unknown course {course_id!r}; known: {', '.join(self.ids) or '(none)'}")
+        return course
+
+    @property
+    def ids(self) -> list[str]:
+        return [c.id for c in self.courses]
+
+    def material_dir(self, course: Course) -> Path:
+        """The local material folder of a `path` course (resolved against the registry file)."""
+        if course.material.path is None:
+            raise ValueError(f"course {course.id} takes its material from git, not a folder")
+        root = Path(self._base_dir or ".") / course.material.path
+        return (root / course.material.subdir).resolve() if course.material.subdir else root.resolve()
+
+    def courses_for(self, username: str, groups: Iterable[str] = ()) -> list[Course]:
+        """Courses the user takes or teaches (any state)."""
+        groups = set(groups)
+        return [c for c in self.courses if c.is_student(username, groups) or c.is_instructor(username)]
+
+    def granted_profiles(self, username: str, groups: Iterable[str], today: dt.date) -> set[str]:
+        """Profile slugs the user's *active* courses grant: an ended course grants nothing."""
+        out: set[str] = set()
+        for c in self.courses_for(username, groups):
+            if c.is_active(today):
+                out.update(c.profiles)
+        return out
+
+
+def _check_against(registry: Registry, lines: dict, file: str, catalog: Catalog | None) -> list[ConfigProblem]:
+    """Checks that need the file system or the catalog."""
+    problems = []
+    for i, course in enumerate(registry.courses):
+        if course.material.path is not None:
+            folder = registry.material_dir(course)
+            if not folder.is_dir():
+                loc = ("courses", i, "material", "path")
+                problems.append(ConfigProblem(file, _line_for(lines, loc), field_name(loc), f"folder {folder} does not exist"))
+        if catalog is not None:
+            for j, slug in enumerate(course.profiles):
+                if catalog.get(slug) is None:
+                    loc = ("courses", i, "profiles", j)
+                    problems.append(
+                        ConfigProblem(
+                            file, _line_for(lines, loc), field_name(loc),
+                            f"unknown profile {slug!r}; catalog profiles: {', '.join(catalog.slugs)}",
+                        )
+                    )
+    return problems
+
+
+def load_courses(path: str | os.PathLike, catalog: Catalog | Path | str | None = None) -> Registry:
+    """Load and validate a courses.yaml; raises ConfigError with file:line problems.
+
+    Profiles are checked against `catalog` (a Catalog or a path), or, when not
+    given, against a `catalog.yaml` in the same folder if there is one.
+    """
+    path = Path(path)
+    data, lines = load_yaml(path)
+    registry = validate_data(Registry, data, lines, str(path))
+    registry._base_dir = str(path.resolve().parent)
+    if catalog is None and (path.parent / "catalog.yaml").exists():
+        catalog = path.parent / "catalog.yaml"
+    if isinstance(catalog, (str, Path)):
+        catalog = load_catalog(catalog)
+    problems = _check_against(registry, lines, str(path), catalog)
+    if problems:
+        raise ConfigError(problems)
+    return registry
+
+
+_cache: dict[str, tuple[float, Registry]] = {}
+
+
+def cached_registry(path: str | os.PathLike) -> Registry:
+    """`load_courses`, reloaded only when the file changes (so a running hub sees edits)."""
+    key = str(Path(path).resolve())
+    mtime = os.stat(key).st_mtime_ns
+    hit = _cache.get(key)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    registry = load_courses(key)
+    _cache[key] = (mtime, registry)
+    return registry
+
+
+def registry_path(explicit: str | os.PathLike | None = None) -> Path:
+    """The registry file: an explicit path, else $SCIP_COURSES_FILE."""
+    value = explicit or os.environ.get(COURSES_ENV)
+    if not value:
+        raise ConfigError([ConfigProblem("(environment)", 1, COURSES_ENV, "not set: give --courses FILE or set it")])
+    return Path(value)

@@ -1,0 +1,221 @@
+"""`scip-jupyter up`: the embedded platform (JupyterHub + configurable-http-proxy) on one machine.
+
+This verb prepares the state folder (SQLite DB, cookie secret, proxy token and the
+demo password, each readable by its owner only), prints the demo accounts and the
+URL, and runs JupyterHub in this process with `hub_config/local.py`. The hub
+starts configurable-http-proxy from the project's node_modules and stops it (and
+every single-user server) when it exits.
+
+Settings travel to `hub_config/local.py` through `SCIP_HUB_*` environment
+variables, read back by `HubSettings.from_env()`: one place for both sides.
+
+State folder layout (default `.state/hub`)::
+
+    .state/hub/          0711 when root (servers run as scip-user must traverse it), else 0700
+      private/           0700: jupyterhub.sqlite, jupyterhub_cookie_secret, proxy-token,
+                         demo-password, proxy.pid
+      home/<username>/   working directory (HOME) of each hub user's server
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Demo accounts: username -> demo group. Course groups and roles are added by hub_config/local.py blocks.
+DEMO_ACCOUNTS = {"student1": "students", "researcher1": "researchers", "instructor1": "instructors"}
+ADMIN_SERVICE = "scip-admin"
+MIN_TOKEN_LENGTH = 16
+
+ENV_STATE = "SCIP_HUB_STATE_DIR"
+ENV_IP = "SCIP_HUB_IP"
+ENV_PORT = "SCIP_HUB_PORT"
+ENV_CATALOG = "SCIP_CATALOG"
+ENV_HUB_PORT = "SCIP_HUB_INTERNAL_PORT"
+ENV_PROXY_API_PORT = "SCIP_PROXY_API_PORT"
+ENV_ADMIN_TOKEN = "SCIP_ADMIN_TOKEN"
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (editable install): holds hub_config/, notebooks/, node_modules/."""
+    return Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class HubSettings:
+    """Everything hub_config/local.py needs, from the environment `scip-jupyter up` sets."""
+
+    state_dir: Path
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    catalog: Path = field(default_factory=lambda: project_root() / "hub_config" / "catalog.yaml")
+    hub_port: int = 0
+    proxy_api_port: int = 0
+    admin_token: str = ""
+    root: Path = field(default_factory=project_root)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "HubSettings":
+        env = os.environ if env is None else env
+        root = project_root()
+        return cls(
+            state_dir=Path(env.get(ENV_STATE) or root / ".state" / "hub").resolve(),
+            ip=env.get(ENV_IP) or "127.0.0.1",
+            port=int(env.get(ENV_PORT) or 8000),
+            catalog=Path(env.get(ENV_CATALOG) or root / "hub_config" / "catalog.yaml").resolve(),
+            hub_port=int(env.get(ENV_HUB_PORT) or free_port()),
+            proxy_api_port=int(env.get(ENV_PROXY_API_PORT) or free_port()),
+            admin_token=env.get(ENV_ADMIN_TOKEN, ""),
+            root=root,
+        )
+
+    @property
+    def private(self) -> Path:
+        return self.state_dir / "private"
+
+    @property
+    def homes(self) -> Path:
+        return self.state_dir / "home"
+
+    @property
+    def password_file(self) -> Path:
+        return self.private / "demo-password"
+
+    @property
+    def proxy_command(self) -> Path:
+        return self.root / "node_modules" / ".bin" / "configurable-http-proxy"
+
+    @property
+    def venv_bin(self) -> Path:
+        return Path(sys.executable).parent
+
+    @property
+    def public_url(self) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"http://{host}:{self.port}/"
+
+
+# --- state folder and secrets ----------------------------------------------------------------------
+
+
+def read_or_create_secret(path: Path, make=lambda: secrets.token_urlsafe(12)) -> tuple[str, bool]:
+    """The secret in `path`, creating it (mode 0600, never overwritten) on first use.
+
+    Returns (secret, created).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+        return path.read_text().strip(), False
+    value = make()
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value, True
+
+
+def prepare_state(settings: HubSettings) -> None:
+    """Create the state folder layout with the permissions described in the module docstring."""
+    shared = 0o711 if os.geteuid() == 0 else 0o700
+    for folder, mode in ((settings.state_dir, shared), (settings.private, 0o700), (settings.homes, shared)):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, mode)
+
+
+def banner(settings: HubSettings, password: str | None, password_file: Path) -> str:
+    """What `up` prints: the URL, the demo accounts, and the password only when just generated."""
+    lines = [
+        f"SCIP Jupyter (embedded) on {settings.public_url}",
+        "Demo accounts (group): " + ", ".join(f"{u} ({g})" for u, g in DEMO_ACCOUNTS.items()),
+    ]
+    if password is not None:
+        lines.append(f"Demo password (shown once; kept in {password_file}, mode 0600): {password}")
+    else:
+        lines.append(f"Demo password: shown at first start; it is in {password_file} (mode 0600)")
+    if settings.admin_token:
+        lines.append(f"Automation: service {ADMIN_SERVICE!r} with the admin role, token from ${ENV_ADMIN_TOKEN}")
+    lines.append(f"State: {settings.state_dir}   Stop with Ctrl-C.")
+    return "\n".join(lines)
+
+
+# --- the verb --------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    root = project_root()
+    parser.add_argument("--ip", default="127.0.0.1", help="address the proxy listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port the proxy listens on (default 8000)")
+    parser.add_argument("--state-dir", type=Path, default=root / ".state" / "hub", help="state folder (default .state/hub)")
+    parser.add_argument("--catalog", type=Path, default=root / "hub_config" / "catalog.yaml", help="resource catalog YAML")
+    parser.add_argument("--config", type=Path, default=root / "hub_config" / "local.py", help="JupyterHub config file")
+
+
+def _problems(args: argparse.Namespace, settings: HubSettings) -> list[str]:
+    """Everything wrong with the request, as messages naming the option and what is allowed."""
+    out = []
+    if not 1 <= args.port <= 65535:
+        out.append(f"--port: {args.port} is not a TCP port; allowed 1-65535")
+    try:
+        ipaddress.ip_address(args.ip)
+    except ValueError:
+        out.append(f"--ip: {args.ip!r} is not an IP address; e.g. 127.0.0.1")
+    if not args.config.is_file():
+        out.append(f"--config: {args.config} does not exist")
+    if not settings.proxy_command.exists():
+        out.append(
+            f"configurable-http-proxy not found at {settings.proxy_command}: run `make run` "
+            "(or `make node-deps`) in the project folder to install it with npm"
+        )
+    token = settings.admin_token
+    if token and (len(token) < MIN_TOKEN_LENGTH or any(ch.isspace() for ch in token)):
+        out.append(f"${ENV_ADMIN_TOKEN}: must be at least {MIN_TOKEN_LENGTH} characters without spaces")
+    try:
+        from .catalog import load_catalog
+
+        load_catalog(args.catalog)
+    except FileNotFoundError:
+        out.append(f"--catalog: {args.catalog} does not exist")
+    except ValueError as exc:  # config.ConfigError: file:line: field: problem lines
+        out.append(str(exc))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    env = {
+        ENV_STATE: str(args.state_dir.resolve()),
+        ENV_IP: args.ip,
+        ENV_PORT: str(args.port),
+        ENV_CATALOG: str(args.catalog.resolve()),
+        ENV_HUB_PORT: os.environ.get(ENV_HUB_PORT) or str(free_port()),
+        ENV_PROXY_API_PORT: os.environ.get(ENV_PROXY_API_PORT) or str(free_port()),
+    }
+    settings = HubSettings.from_env({**os.environ, **env})
+    problems = _problems(args, settings)
+    if problems:
+        for p in problems:
+            print(f"scip-jupyter up: {p}", file=sys.stderr)
+        return 2
+    if not ipaddress.ip_address(args.ip).is_loopback:
+        print(f"scip-jupyter up: warning: listening on {args.ip}, reachable from other machines", file=sys.stderr)
+    prepare_state(settings)
+    password, created = read_or_create_secret(settings.password_file)
+    print(banner(settings, password if created else None, settings.password_file), flush=True)
+    os.environ.update(env)
+
+    from jupyterhub.app import JupyterHub
+
+    JupyterHub.launch_instance(["-f", str(args.config.resolve())])
+    return 0

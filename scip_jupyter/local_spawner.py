@@ -1,0 +1,345 @@
+"""SCIPLocalSpawner: the embedded default, one local single-user server per hub user.
+
+Same profile choice and validation as the Kubernetes spawner (`SCIPSpawnerMixin`).
+What a profile means on one machine:
+
+- environment: `SCIP_PROFILE`, `SCIP_PROFILE_KIND`, `SCIP_SITE`, `SCIP_JURISDICTION`,
+  one `SCIP_LABEL_<NAME>` per label (the same labels pods and Slurm jobs carry),
+  `SCIP_COURSE` when the options name a course;
+- CPU/memory: `cpu_limit`/`mem_limit` (and guarantees) are set from the profile.
+  LocalProcessSpawner does not enforce them; the server sees them as
+  `CPU_LIMIT`/`MEM_LIMIT` (read by jupyter-resource-usage);
+- GPUs: `CUDA_VISIBLE_DEVICES` lists real devices only where `/dev/nvidia<N>`
+  exist. Without any, it is empty and `SCIP_GPU=none` (with `SCIP_GPU_NOTE`)
+  tells the server it runs on CPU only.
+
+Running as root: when the hub runs as root, servers run as the unprivileged
+account `run_as` (default `scip-user`, created by scripts/system-deps) in a
+per-hub-user working directory `<workdir_root>/<username>` owned by that
+account; never with `--allow-root`. When the hub is not root, servers run as
+the hub's own user. See docs/hub.md.
+
+Pure helpers (`profile_environment`, `workdir_name`, `unreachable_dirs`) are
+tested without a hub; the spawner methods are the thin I/O around them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import stat
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import quote
+
+from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from tornado import web
+from traitlets import Any as AnyTrait
+from traitlets import Unicode, default
+
+from . import LABEL_PREFIX
+from .catalog import Profile, ProfileKind, parse_quantity
+from .options import gpu_summary, render_spawn_form
+from .spawner import SCIPSpawnerMixin
+
+GPU_DEVICE_GLOB = "/dev/nvidia[0-9]*"
+_SEED_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".git")
+
+
+# --- pure helpers ----------------------------------------------------------------------------------
+
+
+def detect_gpus(pattern: str = GPU_DEVICE_GLOB) -> list[int]:
+    """Indices of the NVIDIA devices present (`/dev/nvidia0` -> 0); `[]` on a machine without GPUs."""
+    found = []
+    for path in glob.glob(pattern):
+        m = re.search(r"nvidia(\d+)$", path)
+        if m:
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def label_env(labels: dict[str, str]) -> dict[str, str]:
+    """Labels as environment variables.
+
+    >>> label_env({"scip.ca/user": "alice", "scip.ca/site": "east"})
+    {'SCIP_LABEL_USER': 'alice', 'SCIP_LABEL_SITE': 'east'}
+    """
+    out = {}
+    for key, value in labels.items():
+        name = key.split("/", 1)[1] if key.startswith(LABEL_PREFIX + "/") else key
+        out["SCIP_LABEL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()] = value
+    return out
+
+
+def gpu_environment(profile: Profile, gpus: list[int]) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES and SCIP_GPU for a profile on a host with these GPU indices.
+
+    >>> from scip_jupyter.catalog import Profile
+    >>> mig = Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
+    ...               image="i", site="s", jurisdiction="CA")
+    >>> gpu_environment(mig, [])["SCIP_GPU"], gpu_environment(mig, [])["CUDA_VISIBLE_DEVICES"]
+    ('none', '')
+    >>> gpu_environment(mig, [0, 1])["CUDA_VISIBLE_DEVICES"]
+    '0'
+    """
+    if profile.kind is ProfileKind.cpu:
+        return {"CUDA_VISIBLE_DEVICES": "", "SCIP_GPU": "none"}
+    if not gpus:
+        return {
+            "CUDA_VISIBLE_DEVICES": "",
+            "SCIP_GPU": "none",
+            "SCIP_GPU_NOTE": f"profile {profile.slug} asks for {gpu_summary(profile)}, "
+            "but this host has no NVIDIA GPU: the server runs on CPU only",
+        }
+    if profile.kind is ProfileKind.gpu:
+        devices = gpus[: profile.gpu_count]
+        wanted = f"{profile.gpu_model}:{profile.gpu_count}"
+    else:
+        # Locally a MIG slice cannot be addressed without nvidia-smi; give one whole device.
+        devices = gpus[:1]
+        wanted = f"{profile.gpu_model}:mig-{profile.mig_profile}"
+    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices), "SCIP_GPU": wanted}
+    if len(devices) < max(profile.gpu_count, 1):
+        env["SCIP_GPU_NOTE"] = f"profile {profile.slug} asks for {profile.gpu_count} GPUs; this host has {len(devices)}"
+    return env
+
+
+def profile_environment(
+    profile: Profile, labels: dict[str, str], gpus: list[int], options: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Everything a validated profile adds to a local server's environment."""
+    env = {
+        "SCIP_PROFILE": profile.slug,
+        "SCIP_PROFILE_KIND": profile.kind.value,
+        "SCIP_SITE": profile.site,
+        "SCIP_JURISDICTION": profile.jurisdiction,
+    }
+    env.update(label_env(labels))
+    if options and options.get("course"):
+        env["SCIP_COURSE"] = options["course"]
+    env.update(gpu_environment(profile, gpus))
+    return env
+
+
+def workdir_name(username: str) -> str:
+    """A folder name for a hub user: reversible, no path separators, never hidden or `..`.
+
+    >>> workdir_name("student1"), workdir_name("a/b c"), workdir_name("..")
+    ('student1', 'a%2Fb%20c', '%2E.')
+    """
+    name = quote(username, safe="@-_.")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name
+
+
+def unreachable_dirs(
+    path: Path, uid: int, gids: Iterable[int], stat_fn: Callable[[str], os.stat_result] = os.stat
+) -> list[Path]:
+    """Existing folders on the way to `path` (itself included) that uid/gids may not enter."""
+    gids = set(gids)
+    blocked = []
+    for folder in [path, *path.parents]:
+        try:
+            st = stat_fn(str(folder))
+        except FileNotFoundError:
+            continue
+        if uid == 0:
+            continue
+        if st.st_uid == uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in gids:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            blocked.append(folder)
+    return blocked
+
+
+def _apply_hook(spawner: "SCIPLocalSpawner", user_options: Any) -> None:
+    spawner.scip_apply(user_options)
+
+
+# --- the spawner -----------------------------------------------------------------------------------
+
+
+class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
+    """A local single-user server per hub user, configured from the SCIP catalog."""
+
+    run_as = Unicode(
+        "scip-user",
+        config=True,
+        help="""Unix account single-user servers run as when the hub runs as root.
+
+        Never root. `{username}` maps each hub user to the Unix account of the same
+        name (the classic LocalProcessSpawner behaviour). Ignored when the hub is
+        not root: servers then run as the hub's own user.
+
+        c.SCIPLocalSpawner.run_as = "scip-user"
+        """,
+    )
+
+    workdir_root = Unicode(
+        "",
+        config=True,
+        help="""Folder holding one working directory per hub user (`<workdir_root>/<username>`).
+
+        The working directory is HOME and the JupyterLab root of the server, owned by
+        the account the server runs as. Default: `scip-hub` in that account's home.
+
+        c.SCIPLocalSpawner.workdir_root = "/srv/scip/home"
+        """,
+    )
+
+    seed_dir = Unicode(
+        "",
+        config=True,
+        help="""Folder copied into a new working directory at its first spawn (demo course material).
+
+        Copied as `<workdir>/<basename of seed_dir>`; never copied again, so the user's
+        edits are kept. Empty: nothing is copied.
+
+        c.SCIPLocalSpawner.seed_dir = "/opt/scip/notebooks"
+        """,
+    )
+
+    gpu_device_glob = Unicode(
+        GPU_DEVICE_GLOB,
+        config=True,
+        help="""Glob of the NVIDIA device files whose presence means a real GPU is here.""",
+    )
+
+    scip_profile = AnyTrait(None, allow_none=True, help="The validated profile of the current spawn (read-only for hooks).")
+    scip_options = AnyTrait(None, allow_none=True, help="The validated, normalised user_options of the current spawn.")
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _apply_hook
+
+    # Validate, then apply. Nothing changes on the spawner unless validation passed.
+    def scip_apply(self, user_options: Any) -> Profile:
+        """Validate user_options (4xx HTTPError naming the field) and apply the profile."""
+        try:
+            profile, options = self.scip_validate(user_options)
+        except web.HTTPError:
+            self._scip_forget_refused(user_options)
+            raise
+        self.scip_profile, self.scip_options = profile, options
+        if self.orm_spawner is not None and self.orm_spawner.user_options != options:
+            # Record the effective choice (the default profile made explicit) in the server model.
+            self.orm_spawner.user_options = options
+        self.cpu_limit = profile.cpu_limit
+        self.cpu_guarantee = profile.cpu_guarantee
+        self.mem_limit = int(parse_quantity(profile.mem_limit))
+        self.mem_guarantee = int(parse_quantity(profile.mem_guarantee))
+        return profile
+
+    def _scip_forget_refused(self, user_options: Any) -> None:
+        # JupyterHub saves options as this server's defaults *before* the spawner sees
+        # them; a refused choice must not become the default of the next implicit spawn.
+        orm = self.orm_spawner
+        if orm is not None and orm.user_options == user_options:
+            orm.user_options = {}
+
+    async def get_options_form(self):
+        if self.options_form:  # a deployment's own form wins
+            return await super().get_options_form()
+        allowed = self.scip_allowed_profiles()
+        previous = (getattr(self.orm_spawner, "user_options", None) or {}).get("profile")
+        note = ""
+        if not detect_gpus(self.gpu_device_glob) and any(p.kind is not ProfileKind.cpu for p in allowed):
+            note = "This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."
+        return render_spawn_form(allowed, selected=previous if isinstance(previous, str) else None, host_note=note)
+
+    # --- who the server runs as, and where ---------------------------------------------------------
+
+    def scip_account(self) -> pwd.struct_passwd:
+        """The Unix account the server runs as (see `run_as`)."""
+        if os.geteuid() != 0:
+            return pwd.getpwuid(os.geteuid())
+        name = self.run_as.format(username=self.user.name)
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            raise web.HTTPError(
+                500,
+                f"run_as: Unix account {name!r} does not exist; create it (scripts/system-deps) "
+                "or set c.SCIPLocalSpawner.run_as",
+            ) from None
+        if account.pw_uid == 0:
+            raise web.HTTPError(500, f"run_as: {name!r} is root; single-user servers never run as root")
+        return account
+
+    def scip_workdir(self) -> Path:
+        root = Path(self.workdir_root) if self.workdir_root else Path(self.scip_account().pw_dir) / "scip-hub"
+        return root / workdir_name(self.user.name)
+
+    def _prepare_workdir(self) -> Path:
+        account = self.scip_account()
+        workdir = self.scip_workdir()
+        as_root = os.geteuid() == 0
+        if not workdir.parent.exists():
+            workdir.parent.mkdir(parents=True, mode=0o711)
+            if as_root:
+                os.chmod(workdir.parent, 0o711)  # mkdir's mode is masked by the umask
+        blocked = unreachable_dirs(workdir.parent, account.pw_uid, os.getgrouplist(account.pw_name, account.pw_gid))
+        if blocked:
+            raise web.HTTPError(
+                500,
+                f"{account.pw_name} cannot reach {workdir}: {blocked[0]} lacks search permission (chmod o+x it)",
+            )
+        new = not workdir.exists()
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        if new and self.seed_dir and Path(self.seed_dir).is_dir():
+            target = workdir / Path(self.seed_dir).name
+            shutil.copytree(self.seed_dir, target, ignore=_SEED_IGNORE)
+            self.log.info("Copied %s into the new working directory of %s", self.seed_dir, self.user.name)
+        if as_root and (new or workdir.stat().st_uid != account.pw_uid):
+            for folder, dirs, files in os.walk(workdir):
+                for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+                    os.chown(name, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        return workdir
+
+    def make_preexec_fn(self, name):
+        # `name` is the hub user; the server runs as scip_account() in its working directory.
+        account = self.scip_account()
+        workdir = str(self.scip_workdir())
+        drop = set_user_setuid(account.pw_name, chdir=False) if os.geteuid() == 0 else None
+
+        def preexec():
+            if drop is not None:
+                drop()
+            os.chdir(workdir)
+
+        return preexec
+
+    def user_env(self, env):
+        account = self.scip_account()
+        env["USER"] = env["LOGNAME"] = account.pw_name
+        env["HOME"] = str(self.scip_workdir())
+        env["SHELL"] = account.pw_shell or "/bin/bash"
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        if self.scip_profile is not None:
+            labels = self.scip_labels(self.scip_profile)
+            env.update(profile_environment(self.scip_profile, labels, detect_gpus(self.gpu_device_glob), self.scip_options))
+        return env
+
+    async def start(self):
+        # Validate again: the apply_user_options hook may have been replaced by configuration,
+        # and nothing may start from unvalidated options.
+        self.scip_apply(self.user_options)
+        workdir = self._prepare_workdir()
+        self.notebook_dir = str(workdir)
+        self.log.info(
+            "Starting %s as %s with profile %s in %s",
+            self._log_name, self.scip_account().pw_name, self.scip_profile.slug, workdir,
+        )
+        return await super().start()

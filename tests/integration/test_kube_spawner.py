@@ -1,0 +1,149 @@
+"""SCIPKubeSpawner against a Kubernetes API (kmock emulator + fake kubelet).
+
+The spawner is the real class; only the cluster is in memory. Each test uses
+its own namespace and counts what reached the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import kubernetes_validate
+import pytest
+from tornado import web
+
+from scip_jupyter.kube_spawner import SCIPKubeSpawner
+from tests.fixtures.k8s import make_spawner, make_user
+
+pytestmark = [pytest.mark.k8s, pytest.mark.asyncio(loop_scope="session")]
+
+STUDENT = ("sam", "students")
+RESEARCHER = ("rita@uni.example", "researchers")
+
+
+def namespace_requests(api, namespace: str) -> list:
+    return [r for r in api.emulator.spawner_requests() if f"/namespaces/{namespace}/" in r.url.path]
+
+
+def pod_creations(api, namespace: str) -> list:
+    return [r for r in namespace_requests(api, namespace) if r.method == "POST" and r.url.path.endswith("/pods")]
+
+
+async def start(spawner) -> str:
+    return await asyncio.wait_for(spawner.start(), 60)
+
+
+def only_pod(api, namespace: str) -> dict:
+    pods = api.emulator.live_pods(namespace)
+    assert len(pods) == 1, pods
+    return pods[0]
+
+
+@pytest.mark.parametrize(
+    "who, profile, resource",
+    [(RESEARCHER, "h100-full", "nvidia.com/gpu"), (STUDENT, "mig-1g-10gb", "nvidia.com/mig-1g.10gb")],
+)
+async def test_allowed_gpu_profile_creates_pod_with_resource_labels_and_shm(
+    kube_api, kube_namespace, who, profile, resource
+):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*who), kube_namespace, {"profile": profile})
+    url = await start(spawner)
+    assert url.startswith("http://127.0.") and url.endswith(":8888")
+
+    pod = only_pod(kube_api, kube_namespace)
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"][resource] == "1"
+    assert container["resources"]["requests"][resource] == "1"
+    labels = pod["metadata"]["labels"]
+    assert labels["scip.ca/profile"] == profile
+    assert labels["scip.ca/site"] == "scip-east" and labels["scip.ca/jurisdiction"] == "CA"
+    assert labels["scip.ca/server"] == "default"
+    assert pod["metadata"]["annotations"]["scip.ca/user"] == who[0]
+    assert labels["component"] == "singleuser-server"  # KubeSpawner's own labels are kept
+    shm = [v for v in pod["spec"]["volumes"] if v["name"] == "scip-shm"]
+    assert shm[0]["emptyDir"]["medium"] == "Memory"
+    assert {"name": "scip-shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    assert pod["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+
+    # What KubeSpawner sent is a valid pod for the Kubernetes we support.
+    [create] = pod_creations(kube_api, kube_namespace)
+    kubernetes_validate.validate(create.data, "1.30", strict=True)
+    await spawner.stop()
+
+
+async def test_student_cannot_request_full_h100(kube_api, kube_namespace):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, {"profile": "h100-full"})
+    with pytest.raises(web.HTTPError) as err:
+        await start(spawner)
+    assert err.value.status_code == 403
+    message = err.value.log_message
+    assert message.startswith("profile:") and "h100-full" in message
+    assert "cpu-small, mig-1g-10gb" in message  # the allowed values for a student
+    assert pod_creations(kube_api, kube_namespace) == []
+    assert namespace_requests(kube_api, kube_namespace) == []  # refused before any API call
+    assert kube_api.emulator.live_pods(kube_namespace) == []
+
+
+@pytest.mark.parametrize(
+    "options, status, field",
+    [
+        ({"profile": "a100-huge"}, 400, "profile"),
+        ({"profile": ["h100-full"]}, 400, "profile"),
+        ({"profile": "cpu-small", "image": "evil/image:latest"}, 400, "image"),
+        ({"profile": "cpu-small", "profile-option-cpu-small--image": "x"}, 400, "profile-option-cpu-small--image"),
+    ],
+)
+async def test_invalid_options_are_refused_naming_the_field(kube_api, kube_namespace, options, status, field):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, options)
+    with pytest.raises(web.HTTPError) as err:
+        await start(spawner)
+    assert err.value.status_code == status
+    assert err.value.log_message.startswith(f"{field}:")
+    assert "allowed values" in err.value.log_message
+    assert namespace_requests(kube_api, kube_namespace) == []
+
+
+async def test_stop_deletes_the_pod(kube_api, kube_namespace):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, {"profile": "cpu-small"})
+    await start(spawner)
+    assert len(kube_api.emulator.live_pods(kube_namespace)) == 1
+    assert await spawner.poll() is None
+    await spawner.stop()
+    assert kube_api.emulator.live_pods(kube_namespace) == []
+    deletes = [r for r in namespace_requests(kube_api, kube_namespace) if r.method == "DELETE"]
+    assert len(deletes) == 1
+    assert await spawner.poll() is not None
+
+
+async def test_switching_to_cpu_profile_drops_the_previous_gpu(kube_api, kube_namespace):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, {"profile": "h100-full"})
+    await start(spawner)
+    await spawner.stop()
+    spawner.user_options = {"profile": "cpu-small"}
+    await start(spawner)
+    pod = only_pod(kube_api, kube_namespace)
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert not [k for k in limits if k.startswith("nvidia.com/")]
+    assert "nodeSelector" not in pod["spec"]
+    assert [v["emptyDir"]["sizeLimit"] for v in pod["spec"]["volumes"] if v["name"] == "scip-shm"] == ["1G"]
+    assert [t for t in pod["spec"].get("tolerations", []) if t["key"] == "nvidia.com/gpu"] == []
+    await spawner.stop()
+
+
+async def test_empty_options_start_the_default_profile(kube_api, kube_namespace):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, {})
+    await start(spawner)
+    assert only_pod(kube_api, kube_namespace)["metadata"]["labels"]["scip.ca/profile"] == "cpu-small"
+    await spawner.stop()
+
+
+@pytest.mark.parametrize(
+    "who, slugs",
+    [(STUDENT, ["cpu-small", "mig-1g-10gb"]), (RESEARCHER, ["cpu-small", "mig-1g-10gb", "mig-3g-40gb", "h100-full"])],
+)
+async def test_profile_list_and_form_offer_only_what_groups_allow(kube_api, kube_namespace, who, slugs):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*who), kube_namespace)
+    assert [p["slug"] for p in spawner.profile_list(spawner)] == slugs
+    form = await spawner.options_form(spawner)
+    offered = [s for s in ["cpu-small", "mig-1g-10gb", "mig-3g-40gb", "h100-full"] if f'value="{s}"' in form]
+    assert offered == slugs

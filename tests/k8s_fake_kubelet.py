@@ -1,0 +1,207 @@
+"""A Kubernetes API for tests: kmock's in-memory emulator, shimmed, plus a fake kubelet.
+
+kmock (PyPI) serves the real Kubernetes REST API from memory, with watch
+streams. A few gaps matter to KubeSpawner and are shimmed HERE, in tests only:
+
+* kubernetes_asyncio sends `?watch=True`; kmock only recognises `watch=true`.
+* created objects get no `metadata.uid`, `resourceVersion`, `creationTimestamp`
+  or `status`; KubeSpawner's reflector reads `resourceVersion` from every event.
+* label and field selectors are ignored; equality-based ones are applied here.
+
+`FakeKubelet` plays the node: it watches pods over HTTP and patches each new
+pod's status to Running with a loopback pod IP and ready containers, which is
+all KubeSpawner's start waits for. Nothing listens on that IP.
+
+Both are used by tests/fixtures/k8s.py and benchmarks/kube_spawn.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import itertools
+import json
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import attrs
+import kmock
+from kmock._internal import enums, rendering  # the emulator's own request model
+
+KUBELET_AGENT = "scip-fake-kubelet"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _selector_matches(selector: str | None, values: dict[str, Any]) -> bool:
+    """Equality-based selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated."""
+    for term in filter(None, (selector or "").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if values.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if values.get(key) != value:
+                return False
+        elif term.startswith("!"):
+            if term[1:] in values:
+                return False
+        elif term not in values:
+            return False
+    return True
+
+
+def _field_values(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    values = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}
+    for key, value in (obj.get("involvedObject") or {}).items():
+        values[f"involvedObject.{key}"] = value
+    values["status.phase"] = (obj.get("status") or {}).get("phase")
+    return values
+
+
+def _matches(request: rendering.Request, obj: dict[str, Any]) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return _selector_matches(request.params.get("labelSelector"), labels) and _selector_matches(
+        request.params.get("fieldSelector"), _field_values(obj)
+    )
+
+
+@attrs.define(kw_only=True)
+class ShimmedEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator with the gaps above filled in (test shim, not product code)."""
+
+    _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources["v1/pods"] = kmock.ResourceInfo(namespaced=True, kind="Pod", subresources={"status"})
+        self.resources["v1/events"] = kmock.ResourceInfo(namespaced=True, kind="Event")
+
+    async def _handle(self, request: rendering.Request):
+        if request.method == enums.method.GET and request.params.get("watch") in ("True", "1"):
+            original, request = request, attrs.evolve(request, action=enums.action.WATCH)
+            # kmock routes by identity among its recorded requests: record the fixed one instead.
+            self._requests[next(i for i, r in enumerate(self._requests) if r is original)] = request
+        if request.action in (enums.action.CREATE, enums.action.UPDATE) and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(self._versions))
+            if request.action == enums.action.CREATE:
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", _now())
+                if request.namespace:
+                    meta.setdefault("namespace", request.namespace)
+                if request.resource == "v1/pods":
+                    request.data.setdefault("status", {"phase": "Pending"})
+        return await super()._handle(request)
+
+    async def _serve_list(self, request: rendering.Request):
+        payload = await super()._serve_list(request)
+        payload["items"] = [o for o in payload["items"] if _matches(request, o)]
+        payload["metadata"] = {"resourceVersion": "0"}
+        return payload
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict) or _matches(request, event.get("object", {})):
+                yield event
+
+    def spawner_requests(self, since: int = 0) -> list[rendering.Request]:
+        """Requests sent by kubernetes_asyncio (KubeSpawner), not by the fake kubelet or tests."""
+        return [r for r in list(self)[since:] if r.headers.get("User-Agent", "").startswith("OpenAPI-Generator")]
+
+    def live_pods(self, namespace: str) -> list[dict[str, Any]]:
+        return [
+            obj.raw
+            for (resource, ns, _name), obj in self.objects.items()
+            if resource == "v1/pods" and ns == namespace and not obj.deleted
+        ]
+
+
+class FakeKubelet:
+    """Marks new pods Running with a loopback pod IP (over the API, like a node would)."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.started = 0
+        self._task: asyncio.Task | None = None
+        self._ips = itertools.count(1)
+
+    async def __aenter__(self) -> "FakeKubelet":
+        self._session = aiohttp.ClientSession(headers={"User-Agent": KUBELET_AGENT})
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._session.close()
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        async with self._session.get(f"{self.url}/api/v1/pods", params={"watch": "true"}) as resp:
+            resp.raise_for_status()
+            ready.set()
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                pod = event.get("object", {})
+                if event.get("type") == "ADDED" and (pod.get("status") or {}).get("phase") == "Pending":
+                    await self._run_pod(pod)
+
+    async def _run_pod(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        n = next(self._ips)
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        status = {
+            "status": {
+                "phase": "Running",
+                "podIP": f"127.0.{n // 250 + 1}.{n % 250 + 1}",
+                "startTime": _now(),
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {"name": c, "ready": True, "restartCount": 0, "image": "", "imageID": "",
+                     "state": {"running": {"startedAt": _now()}}}
+                    for c in containers
+                ],
+            }
+        }
+        url = f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status"
+        async with self._session.patch(
+            url, data=json.dumps(status), headers={"Content-Type": "application/merge-patch+json"}
+        ) as resp:
+            resp.raise_for_status()
+        self.started += 1
+
+
+def write_kubeconfig(path: Path, url: str) -> Path:
+    """A kubeconfig pointing at the emulator (KubeSpawner loads config through KUBECONFIG)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+        "users": [{"name": "test", "user": {"token": "not-a-secret"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test", "namespace": "default"}}],
+        "current-context": "kmock",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def kube_api() -> AsyncIterator[tuple[ShimmedEmulator, FakeKubelet, str]]:
+    """Start the emulator on 127.0.0.1 and a fake kubelet; yields (emulator, kubelet, url)."""
+    async with ShimmedEmulator() as emulator, kmock.Server(emulator, host="127.0.0.1") as server:
+        url = str(server.url).rstrip("/")
+        async with FakeKubelet(url) as kubelet:
+            yield emulator, kubelet, url

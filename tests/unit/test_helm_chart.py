@@ -1,0 +1,282 @@
+"""The Helm chart (helm/scip-jupyter) and the hub config it loads (hub_config/k8s.py).
+
+Rendering and linting use the real Helm v4 library through helm-python-sdk.
+There is no network to chart repositories here, so the z2jh dependency is not
+downloaded: the chart's own templates render alone (its dependency has a
+condition), and for `helm lint` a tiny stub `charts/jupyterhub` is added to a
+copy of the chart in a temporary folder (tests only; the chart ships none).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+from traitlets.config import Config
+
+from scip_jupyter.catalog import load_catalog
+from tests.fixtures.common import ROOT
+
+CHART = ROOT / "helm" / "scip-jupyter"
+HUB_CONFIG = ROOT / "hub_config" / "k8s.py"
+EVERYTHING_ON = yaml.safe_load((CHART / "ci" / "everything-on-values.yaml").read_text())
+K8S_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+helm.disable_logging()
+
+
+@pytest.fixture(scope="module")
+def chart() -> helm.Chart:
+    return helm.Chart.load(CHART)
+
+
+def render(chart: helm.Chart, values: dict) -> list[dict]:
+    manifests = chart.render(values, name="scip", namespace="jhub")
+    docs = [d for text in manifests.values() for d in yaml.safe_load_all(text) if d]
+    return docs
+
+
+def by_name(docs: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+# --- values.schema.yaml: the contract ---------------------------------------------------------
+
+
+def test_values_schema_json_is_generated_from_the_yaml_contract():
+    assert json.loads((CHART / "values.schema.json").read_text()) == yaml.safe_load(
+        (CHART / "values.schema.yaml").read_text()
+    ), "values.schema.json is stale: run .venv/bin/python helm/gen_schema.py"
+
+
+def _walk(schema: dict, path: str = ""):
+    yield path, schema
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from _walk(sub, f"{path}.{key}")
+    for key, sub in (schema.get("definitions") or {}).items():
+        yield from _walk(sub, f"#{key}")
+    if isinstance(schema.get("items"), dict):
+        yield from _walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from _walk(schema["additionalProperties"], f"{path}.*")
+
+
+def test_every_schema_key_has_a_description_and_owned_objects_are_closed():
+    schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())
+    missing = [path for path, sub in _walk(schema) if not sub.get("description")]
+    assert missing == []
+    open_objects = [
+        path
+        for path, sub in _walk(schema)
+        if sub.get("type") == "object" and "properties" in sub and sub.get("additionalProperties") is not False
+    ]
+    # Only z2jh's own sections stay open (z2jh's schema validates them).
+    assert open_objects == [".jupyterhub", ".jupyterhub.custom"]
+
+
+def test_default_values_satisfy_the_schema(chart):
+    chart.validate_schema(yaml.safe_load((CHART / "values.yaml").read_text()))
+    chart.validate_schema(EVERYTHING_ON)
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"workerCidrs": ["10.0.0.0/8"]}, "workerCidrs"),  # belongs under daskNetworkPolicy
+        ({"jupyterhub": {"custom": {"catalogPath": "/x.yaml"}}}, "/jupyterhub/custom/catalogPath"),
+        ({"jupyterhub": {"custom": {"scip": {"slurmConfigMap": "x"}}}}, "slurmConfigMap"),
+        ({"daskNetworkPolicy": {"workerCIDRs": []}}, "workerCIDRs"),
+        ({"config": {"catalog": "profiles: []"}}, "/config/catalog"),
+        (  # an inline secret instead of a reference
+            {"jupyterhub": {"custom": {"scip": {"slurm": {"mungeKeySecret": {"name": "m", "key": "k", "data": "c2VjcmV0"}}}}}},
+            "/jupyterhub/custom/scip/slurm/mungeKeySecret",
+        ),
+        ({"daskNetworkPolicy": {"workerCidrs": ["not-a-cidr"]}}, "/daskNetworkPolicy/workerCidrs/0"),
+    ],
+)
+def test_misplaced_or_unknown_key_is_refused_by_the_schema(chart, values, where):
+    with pytest.raises(helm.HelmValuesError) as err:
+        chart.render(values, name="scip", namespace="jhub")
+    assert where in str(err.value)
+
+
+# --- lint and render ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chart_with_stub_dependency(tmp_path_factory) -> Path:
+    """A copy of the chart plus a stub z2jh subchart (tests only: no network to chart repos)."""
+    copy = tmp_path_factory.mktemp("chart") / "scip-jupyter"
+    shutil.copytree(CHART, copy, symlinks=False)  # files/ symlinks become real files, as in a package
+    stub = copy / "charts" / "jupyterhub"
+    stub.mkdir(parents=True)
+    (stub / "Chart.yaml").write_text("apiVersion: v2\nname: jupyterhub\nversion: 4.2.0\n")
+    (stub / "values.yaml").write_text("enabled: true\ncustom: {}\nhub: {}\n")
+    return copy
+
+
+@pytest.mark.parametrize("values_name", ["values.yaml", "ci/everything-on-values.yaml"])
+def test_chart_lints_clean(chart_with_stub_dependency, values_name):
+    values = yaml.safe_load((CHART / values_name).read_text())
+    report = helm.lint(chart_with_stub_dependency, values, strict=True, kube_version="v1.30.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_everything_on_renders_only_valid_kubernetes_objects(chart):
+    docs = render(chart, EVERYTHING_ON)
+    assert sorted(by_name(docs)) == [
+        ("ConfigMap", "scip-jupyter-config"),
+        ("ConfigMap", "scip-slurm-client"),
+        ("NetworkPolicy", "scip-dask"),
+    ]
+    for doc in docs:
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_defaults_render_config_without_optional_objects(chart):
+    docs = by_name(render(chart, {}))
+    assert list(docs) == [("ConfigMap", "scip-jupyter-config")]
+    data = docs[("ConfigMap", "scip-jupyter-config")]["data"]
+    assert set(data) == {"k8s.py", "catalog.yaml"}
+
+
+def test_rendered_config_map_carries_the_hub_config_and_a_loadable_catalog(chart, tmp_path):
+    data = by_name(render(chart, EVERYTHING_ON))[("ConfigMap", "scip-jupyter-config")]["data"]
+    assert data["k8s.py"].strip() == HUB_CONFIG.read_text().strip()
+    (tmp_path / "catalog.yaml").write_text(data["catalog.yaml"])
+    assert load_catalog(tmp_path / "catalog.yaml").slugs == load_catalog(ROOT / "hub_config" / "catalog.yaml").slugs
+    assert yaml.safe_load(data["courses.yaml"]) == EVERYTHING_ON["config"]["courses"]
+
+
+def test_catalog_from_values_replaces_the_shipped_file(chart, tmp_path):
+    catalog = yaml.safe_load((ROOT / "hub_config" / "catalog.yaml").read_text())
+    catalog["profiles"] = catalog["profiles"][:1]
+    data = by_name(render(chart, {"config": {"catalog": catalog}}))[("ConfigMap", "scip-jupyter-config")]["data"]
+    (tmp_path / "catalog.yaml").write_text(data["catalog.yaml"])
+    assert load_catalog(tmp_path / "catalog.yaml").slugs == ["cpu-small"]
+
+
+def test_dask_network_policy_opens_scheduler_ports_to_worker_networks_only(chart):
+    policy = by_name(render(chart, EVERYTHING_ON))[("NetworkPolicy", "scip-dask")]["spec"]
+    assert policy["podSelector"]["matchLabels"]["component"] == "singleuser-server"
+    [ingress] = policy["ingress"]
+    assert [b["ipBlock"]["cidr"] for b in ingress["from"]] == ["10.20.0.0/16", "2001:db8::/48"]
+    assert [p["port"] for p in ingress["ports"]] == [8786, 8787]
+    worker_egress, slurm_egress = policy["egress"]
+    assert worker_egress["ports"] == [{"protocol": "TCP", "port": 40000, "endPort": 40999}]
+    assert [p["port"] for p in slurm_egress["ports"]] == [22, 6817, 6818, 6819]
+
+
+def test_enabled_network_policy_without_networks_fails_to_render(chart):
+    with pytest.raises(helm.HelmRenderError, match="needs workerCidrs or slurmCidrs"):
+        chart.render({"daskNetworkPolicy": {"enabled": True}}, name="scip", namespace="jhub")
+
+
+def test_chart_never_renders_a_secret(chart):
+    assert [d for d in render(chart, EVERYTHING_ON) if d["kind"] == "Secret"] == []
+
+
+# --- hub_config/k8s.py: chart keys -> traitlets ----------------------------------------------
+
+
+def load_hub_config(values: dict, monkeypatch) -> Config:
+    """Run hub_config/k8s.py as z2jh's hub would, with a fake z2jh.get_config over `values`."""
+
+    def get_config(key, default=None):
+        node = values
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    monkeypatch.setitem(sys.modules, "z2jh", types.SimpleNamespace(get_config=get_config))
+    c = Config()
+    runpy.run_path(str(HUB_CONFIG), init_globals={"c": c, "get_config": lambda: c, "load_subconfig": None})
+    return c
+
+
+def chart_defaults() -> dict:
+    """The jupyterhub values of the chart defaults, as z2jh hands them to the hub."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
+    values["custom"]["scip"]["catalogPath"] = str(ROOT / "hub_config" / "catalog.yaml")
+    return values
+
+
+def test_hub_config_maps_chart_keys_to_traitlets(monkeypatch):
+    values = chart_defaults()
+    values["custom"]["scip"].update(
+        siteNodeLabel="scip.ca/site",
+        tolerateGpuTaint=False,
+        slurm={"mungeKeySecret": {"name": "slurm-munge", "key": "munge.key"}, "sshKeySecret": {}, "configMap": "sc"},
+    )
+    c = load_hub_config(values, monkeypatch)
+    assert c.JupyterHub.spawner_class == "scip-kube"
+    spawner = c.SCIPKubeSpawner
+    assert spawner.catalog_path == str(ROOT / "hub_config" / "catalog.yaml")
+    assert spawner.site_node_label == "scip.ca/site"
+    assert spawner.tolerate_gpu_taint is False
+    assert spawner.gpu_products["h100"] == "NVIDIA-H100-80GB-HBM3"
+    assert spawner.scip_config_map == "scip-jupyter-config"
+    assert spawner.slurm_munge_key_secret == {"name": "slurm-munge", "key": "munge.key"}
+    assert spawner.slurm_config_map == "sc"
+
+
+def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
+    from scip_jupyter.kube_spawner import SCIPKubeSpawner
+
+    table = runpy.run_path(str(HUB_CONFIG))["SETTINGS"]
+    schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())
+    scip = schema["properties"]["jupyterhub"]["properties"]["custom"]["properties"]["scip"]["properties"]
+    keys = {k for k, v in scip.items() if "properties" not in v} | {
+        f"{k}.{sub}" for k, v in scip.items() if "properties" in v for sub in v["properties"]
+    }
+    assert keys == set(table)
+    for cls, trait, _type, _help in table.values():
+        assert cls == "SCIPKubeSpawner" and SCIPKubeSpawner.class_traits(config=True).get(trait), trait
+
+
+@pytest.mark.parametrize(
+    "custom, message",
+    [
+        ({"scip": {"catalogPth": "/x"}}, "custom.scip.catalogPth: unknown key (did you mean catalogPath?)"),
+        ({"catalogPath": "/x", "scip": {}}, "custom.catalogPath: misplaced; it belongs at custom.scip.catalogPath"),
+        ({"scip": {"mungeKeySecret": {"name": "m", "key": "k"}}}, "misplaced; it belongs at custom.scip.slurm.mungeKeySecret"),
+        ({"scip": {"tolerateGpuTaint": "yes"}}, "custom.scip.tolerateGpuTaint: must be a bool, not str"),
+        ({"scip": {"slurm": {"sshKeySecret": {"name": "k", "key": "id", "privateKey": "----"}}}}, "never the secret itself"),
+        ({"scip": "catalog.yaml"}, "custom.scip: must be a mapping, not str"),
+    ],
+)
+def test_unknown_misplaced_or_wrong_hub_keys_stop_the_hub(monkeypatch, custom, message):
+    values = {"custom": custom}
+    with pytest.raises(SystemExit) as stop:
+        load_hub_config(values, monkeypatch)
+    assert message in str(stop.value)
+    assert stop.value.code != 0
+
+
+def test_z2jh_profile_list_conflicts_with_the_catalog(monkeypatch):
+    values = chart_defaults()
+    values["singleuser"] = {"profileList": [{"display_name": "x"}]}
+    with pytest.raises(SystemExit, match="singleuser.profileList: profiles come from the SCIP catalog"):
+        load_hub_config(values, monkeypatch)
+
+
+def test_broken_catalog_stops_the_hub_with_file_and_line(monkeypatch, tmp_path):
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("profiles:\n  - slug: Bad Slug\n")
+    values = chart_defaults()
+    values["custom"]["scip"]["catalogPath"] = str(bad)
+    with pytest.raises(SystemExit) as stop:
+        load_hub_config(values, monkeypatch)
+    assert f"custom.scip.catalogPath: {bad}" in str(stop.value)
+    assert f"{bad}:2" in str(stop.value)

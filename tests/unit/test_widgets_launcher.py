@@ -1,0 +1,281 @@
+"""LauncherModel (scip_jupyter.arc.launcher) and LauncherView (scip_widgets), both ways, headless.
+
+The presets' real validator decides what is allowed. The cluster is a recording
+stand-in (its Slurm side is tested against the real local Slurm in
+tests/browser/test_arc_widgets_slurm.py): here we check what the model asks of it.
+"""
+
+import pytest
+
+from scip_jupyter.arc.launcher import LauncherModel
+from scip_jupyter.arc.presets import ARCRequestError, PresetFile, example_preset, load_presets
+from scip_widgets import LauncherView
+
+from .test_widgets_monitor import squeue_text  # one helper for captured-format squeue lines
+
+
+def presets():
+    return PresetFile(
+        clusters=[
+            example_preset(),  # "demo": partitions cpu/gpu, h100 + h100_1g.10gb, walltime max 7 days
+            example_preset(
+                name="cpuonly", partitions=["short", "long"], default_partition="short", gpu_partition=None, gpu_types=[],
+                walltime={"tiers": ["01:00:00", "24:00:00"], "maximum": "24:00:00"}, max_jobs_per_user=10,
+            ),
+        ]
+    )
+
+
+def accounts(preset):
+    return {"demo": ["def-alice", "rrg-alice"], "cpuonly": ["def-alice"]}[preset.name]
+
+
+class FakeTransport:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.argvs = []
+
+    async def run(self, argv, stdin=None, timeout=None):
+        self.argvs.append(list(argv))
+        if argv[0] == "squeue":
+            return squeue_text(*[(j, "RUNNING", "None", "2026-11-25T07:00:00", "0:10") for j in sorted(self.cluster.job_ids)])
+        return ""
+
+
+class FakeCluster:
+    """Records what the launcher asks of an ARCCluster."""
+
+    instances = []
+
+    def __init__(self, fail_on_scale=False, **kwargs):
+        self.kwargs = kwargs
+        self.calls = []
+        self.fail_on_scale = fail_on_scale
+        self.job_ids = set()
+        self.transport = FakeTransport(self)
+        FakeCluster.instances.append(self)
+
+    def scale(self, n):
+        if self.fail_on_scale:
+            raise RuntimeError("sbatch: error: Batch job submission failed: Invalid account")
+        self.calls.append(("scale", n))
+        self.job_ids = {f"77_{i}" for i in range(n)}
+
+    def adapt(self, minimum, maximum):
+        self.calls.append(("adapt", minimum, maximum))
+
+    def close(self):
+        self.calls.append(("close",))
+        self.job_ids = set()
+
+
+def model(**kwargs):
+    return LauncherModel(presets(), accounts=accounts, cluster_factory=FakeCluster, user="alice", **kwargs)
+
+
+def view_of(m):
+    v = LauncherView(m)
+    v.widget()
+    return v
+
+
+def test_defaults_come_from_the_preset():
+    m = model()
+    assert (m.preset, m.account, m.partition, m.gpu_type, m.gpus, m.walltime, m.workers) == (
+        "demo", "def-alice", "cpu", "", 0, "03:00:00", 2)
+
+
+def test_shipped_local_slurm_preset_gives_a_valid_default_request(project_root):
+    m = LauncherModel(load_presets(project_root / "hub_config" / "arc.yaml"), cluster_factory=FakeCluster, user="alice")
+    assert m.preset == "local-slurm"
+    assert m.account == "def-demo" and m.partition == "cpu"
+    assert m.request is not None and m.request.workers == m.workers
+
+
+@pytest.mark.parametrize(
+    "field, value, widget_value",
+    [
+        ("account", "rrg-alice", "rrg-alice"),
+        ("partition", "gpu", "gpu"),
+        ("gpu_type", "h100", "h100"),
+        ("gpus", 2, 2),
+        ("walltime", "12:00:00", "12:00:00"),
+        ("walltime", "2-00", "2-00:00:00"),  # normalised by the validator
+        ("workers", 5, 5),
+    ],
+)
+def test_model_change_shows_in_widget(field, value, widget_value):
+    m = model()
+    v = view_of(m)
+    m.set(field, value)
+    assert v.parts.fields[field].value == widget_value
+
+
+@pytest.mark.parametrize(
+    "field, value, model_value",
+    [
+        ("account", "rrg-alice", "rrg-alice"),
+        ("partition", "gpu", "gpu"),
+        ("gpus", 3, 3),
+        ("walltime", "24:00:00", "1-00:00:00"),
+        ("walltime", "90", "01:30:00"),
+        ("workers", 8, 8),
+        ("preset", "cpuonly", "cpuonly"),
+    ],
+)
+def test_widget_change_reaches_model(field, value, model_value):
+    m = model()
+    v = view_of(m)
+    v.parts.fields[field].value = value
+    assert getattr(m, field) == model_value
+    assert v.parts.errors[field].value == ""
+    assert v.parts.fields[field].value == model_value  # the widget shows the normalised value
+
+
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("walltime", "9-00:00:00", "7-00:00:00"),
+        ("walltime", "soon", "03:00:00"),
+        ("gpus", 9, "0..4"),
+        ("workers", -1, "0.."),
+    ],
+)
+def test_bad_widget_value_leaves_model_and_widget_unchanged_and_names_field(field, value, allowed):
+    m = model()
+    v = view_of(m)
+    before = {f: getattr(m, f) for f in ("preset", "account", "partition", "gpu_type", "gpus", "walltime", "workers")}
+    v.parts.fields[field].value = value
+    after = {f: getattr(m, f) for f in before}
+    assert after == before
+    assert v.parts.fields[field].value == before[field]
+    message = v.parts.errors[field].value
+    assert message.startswith('<span class="scip-error"') and f">{field}:" in message
+    assert "allowed values" in message and allowed in message
+
+
+def test_bad_direct_assignment_raises_and_changes_nothing():
+    m = model()
+    with pytest.raises(ARCRequestError) as err:
+        m.walltime = "9-00:00:00"
+    assert err.value.field == "walltime"
+    assert m.walltime == "03:00:00"
+
+
+def test_mig_slice_is_one_per_job():
+    m = model()
+    m.set("gpu_type", "h100_1g.10gb")
+    with pytest.raises(ARCRequestError) as err:
+        m.set("gpus", 2)
+    assert err.value.field == "gpus" and err.value.allowed == ["1"]
+    assert m.gpus == 1
+
+
+def test_choosing_a_gpu_type_sets_count_and_gpu_partition_in_widgets():
+    m = model()
+    v = view_of(m)
+    v.parts.fields["gpu_type"].value = "h100"
+    assert (m.gpus, m.partition) == (1, "gpu")
+    assert (v.parts.fields["gpus"].value, v.parts.fields["partition"].value) == (1, "gpu")
+    v.parts.fields["gpus"].value = 0
+    assert (m.gpu_type, m.partition) == ("", "cpu")
+    assert v.parts.fields["gpu_type"].value == ""
+
+
+def test_changing_preset_resets_dependent_choices_and_options():
+    m = model()
+    v = view_of(m)
+    m.set("walltime", "3-00:00:00")
+    v.parts.fields["preset"].value = "cpuonly"
+    assert (m.partition, m.walltime, m.gpu_type) == ("short", "01:00:00", "")
+    assert [value for _label, value in v.parts.fields["partition"].options] == ["", "short", "long"]
+    assert [value for _label, value in v.parts.fields["gpu_type"].options] == [""]
+    assert list(v.parts.fields["walltime"].options) == ["01:00:00", "1-00:00:00"]
+
+
+def test_launch_builds_cluster_from_validated_request_and_scales():
+    FakeCluster.instances.clear()
+    m = model(workers=3)
+    v = view_of(m)
+    m.set("gpu_type", "h100")
+    v.parts.buttons["launch"].click()
+    (cluster,) = FakeCluster.instances
+    assert cluster.kwargs == {
+        "preset": "demo", "account": "def-alice", "walltime": "03:00:00", "cores": 1, "memory": 2 * 2**30,
+        "processes": 1, "partition": "gpu", "gpu_type": "h100", "gpus": 1,
+    }
+    assert cluster.calls == [("scale", 3)]
+    assert m.phase == "running" and v.parts.phase.value == "running"
+    assert v.parts.buttons["launch"].disabled and not v.parts.buttons["shutdown"].disabled
+
+
+def test_launch_shows_job_monitor_with_the_clusters_jobs():
+    FakeCluster.instances.clear()
+    m = model(workers=2)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    jobs_view = v.parts.jobs_view
+    assert list(jobs_view.parts.rows) == ["77_0", "77_1"]
+    assert v.parts.status_view.parts.workers_running.value == "2"
+    (cluster,) = FakeCluster.instances
+    assert [argv[0] for argv in cluster.transport.argvs] == ["squeue"]  # one listing serves both views
+
+
+def test_scale_adapt_shutdown_drive_the_cluster():
+    FakeCluster.instances.clear()
+    m = model(workers=2)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    v.parts.fields["workers"].value = 4
+    v.parts.buttons["scale"].click()
+    v.parts.buttons["adapt"].click()
+    v.parts.buttons["shutdown"].click()
+    (cluster,) = FakeCluster.instances
+    assert cluster.calls == [("scale", 2), ("scale", 4), ("adapt", 0, 4), ("close",)]
+    assert m.phase == "closed"
+    assert not v.parts.buttons["launch"].disabled and v.parts.buttons["scale"].disabled
+
+
+def test_scaling_past_the_job_limit_is_refused_before_submitting():
+    FakeCluster.instances.clear()
+    m = model()
+    v = view_of(m)
+    v.parts.fields["preset"].value = "cpuonly"  # max_jobs_per_user = 10
+    v.parts.fields["workers"].value = 11
+    assert m.workers == 2
+    assert "workers:" in v.parts.errors["workers"].value
+    v.parts.buttons["launch"].click()
+    with pytest.raises(ARCRequestError) as err:
+        m.scale(11)
+    assert err.value.field == "workers"
+    (cluster,) = FakeCluster.instances
+    assert cluster.calls == [("scale", 2)]
+    assert m.workers == 2
+
+
+def test_actions_out_of_phase_are_refused_with_a_message():
+    m = model()
+    v = view_of(m)
+    v.parts.buttons["shutdown"].click()
+    assert m.phase == "idle"
+    assert m.message.startswith("phase:") and "idle" in m.message
+    assert v.parts.message.value == m.message
+
+
+def test_failed_launch_reports_error_and_closes_what_started():
+    FakeCluster.instances.clear()
+    m = LauncherModel(presets(), accounts=accounts, user="alice",
+                      cluster_factory=lambda **kw: FakeCluster(fail_on_scale=True, **kw))
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    (cluster,) = FakeCluster.instances
+    assert cluster.calls == [("close",)]
+    assert m.phase == "error" and "Invalid account" in v.parts.message.value
+    assert not v.parts.buttons["launch"].disabled
+
+
+def test_html_fallback_escapes_script():
+    m = model()
+    m.message = "<script>alert(1)</script>"
+    html = LauncherView(m)._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html

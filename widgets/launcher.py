@@ -1,0 +1,219 @@
+"""LauncherView: the ARC launcher form (preset, account, partition, GPU type and
+count, walltime, workers; Launch / Scale / Adapt / Shutdown), linked both ways
+to a `scip_jupyter.arc.launcher.LauncherModel`, with the cluster status and the
+job monitor below it once a cluster runs.
+
+Widget -> model goes through ``model.set``: a value the preset's validator
+refuses leaves the model unchanged, puts the widget back to the model's value,
+and shows the validator's message (field + allowed values) next to the field.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+from scip_jupyter.arc.launcher import FIELDS, LauncherModel
+from scip_jupyter.options import OptionsError
+
+from ._base import Parts, View, render, run_soon, set_if_changed
+from .monitor import JobMonitorView
+from .status import ClusterStatusView
+
+LABELS = {
+    "preset": "Cluster",
+    "account": "Account",
+    "partition": "Partition",
+    "gpu_type": "GPU type",
+    "gpus": "GPUs per job",
+    "walltime": "Walltime",
+    "workers": "Workers",
+}
+#: Buttons and the phases in which each is enabled.
+ACTIONS = {
+    "launch": ("Launch", "success", ("idle", "closed", "error")),
+    "scale": ("Scale", "", ("running",)),
+    "adapt": ("Adapt", "", ("running",)),
+    "shutdown": ("Shutdown", "danger", ("running", "error")),
+}
+
+
+class LauncherView(View):
+    """Form + actions for a LauncherModel. Named parts: ``parts.fields[name]``,
+    ``parts.errors[name]``, ``parts.buttons[action]``, ``parts.message``,
+    ``parts.status_view`` / ``parts.jobs_view`` (after Launch).
+    """
+
+    def __init__(self, model: LauncherModel):
+        if not isinstance(model, LauncherModel):
+            raise TypeError(f"model: expected LauncherModel, not {type(model).__name__}")
+        self.model = model
+        self.parts = Parts(fields={}, errors={}, buttons={})
+        self._syncing = False
+
+    def __repr__(self) -> str:
+        m = self.model
+        return f"LauncherView(preset={m.preset!r}, workers={m.workers}, phase={m.phase!r})"
+
+    def _repr_html_(self) -> str:
+        m = self.model
+        return render("launcher.html", phase=m.phase, message=m.message, fields=[(LABELS[f], getattr(m, f)) for f in FIELDS])
+
+    # ------------------------------------------------------------ building
+
+    def _build(self):
+        import ipywidgets as w
+
+        p, m = self.parts, self.model
+        label_layout = w.Layout(width="8em")
+        make = {
+            "preset": lambda: w.Dropdown(),
+            "account": lambda: w.Dropdown(),
+            "partition": lambda: w.Dropdown(),
+            "gpu_type": lambda: w.Dropdown(),
+            "gpus": lambda: w.IntText(),
+            "walltime": lambda: w.Combobox(ensure_option=False, continuous_update=False, placeholder="e.g. 03:00:00"),
+            "workers": lambda: w.IntText(),
+        }
+        rows = []
+        for name in FIELDS:
+            field = make[name]()
+            field.add_class(f"scip-launcher-{name.replace('_', '-')}")
+            error = w.HTML()
+            error.add_class("scip-launcher-error")
+            p.fields[name], p.errors[name] = field, error
+            field.observe(lambda change, name=name: self._on_widget(name, change), names=["value"])
+            rows.append(w.HBox([w.Label(LABELS[name], layout=label_layout), field, error]))
+        for action, (text, style, _phases) in ACTIONS.items():
+            button = w.Button(description=text, button_style=style)
+            button.add_class(f"scip-launcher-{action}")
+            button.on_click(lambda _b, action=action: self._on_action(action))
+            p.buttons[action] = button
+        p.phase = w.Label()
+        p.phase.add_class("scip-launcher-phase")
+        p.message = w.Label()
+        p.message.add_class("scip-launcher-message")
+        p.monitor_box = w.VBox([])
+        box = w.VBox([
+            w.HTML("<b>ARC launcher</b>"),
+            *rows,
+            w.HBox(list(p.buttons.values())),
+            w.HBox([p.phase, p.message]),
+            p.monitor_box,
+        ])
+        box.add_class("scip-launcher")
+        m.observe(self._on_model, names=[*FIELDS, "phase", "message", "monitor"])
+        self._sync_all()
+        return box
+
+    # ------------------------------------------------------------ model -> widgets
+
+    @contextmanager
+    def _sync(self):
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
+
+    def _options(self, name: str) -> list:
+        m = self.model
+        if name == "preset":
+            return [(m.presets.get(n).display_name or n, n) for n in m.choices("preset")]
+        if name == "account":
+            return _with_current(m.choices("account"), m.account)
+        if name == "partition":
+            return [("(preset default)", ""), *[(x, x) for x in _with_current(m.choices("partition"), m.partition) if x]]
+        if name == "gpu_type":
+            return [("none", ""), *[(x, x) for x in m.choices("gpu_type")]]
+        if name == "walltime":
+            return m.choices("walltime")
+        return []
+
+    def _sync_all(self) -> None:
+        p, m = self.parts, self.model
+        with self._sync():
+            for name in FIELDS:
+                field = p.fields[name]
+                if hasattr(field, "options"):
+                    options = self._options(name)
+                    if tuple(field.options) != tuple(options):
+                        field.options = options
+                set_if_changed(field, "value", getattr(m, name))
+            self._sync_actions()
+
+    def _sync_actions(self) -> None:
+        p, m = self.parts, self.model
+        for action, (_text, _style, phases) in ACTIONS.items():
+            set_if_changed(p.buttons[action], "disabled", m.phase not in phases)
+        set_if_changed(p.phase, "value", m.phase)
+        set_if_changed(p.message, "value", m.message)
+
+    def _on_model(self, change: Any) -> None:
+        name = change["name"]
+        if name == "monitor":
+            self._show_monitor(change["new"])
+        elif name in ("phase", "message"):
+            with self._sync():
+                self._sync_actions()
+        else:
+            self._sync_all()
+
+    def _show_monitor(self, monitor) -> None:
+        p = self.parts
+        for old in ("status_view", "jobs_view"):
+            view = getattr(p, old, None)
+            if view is not None:
+                view.close()
+        if monitor is None:
+            p.monitor_box.children = ()
+            return
+        # The jobs view's periodic callback refreshes the monitor; the status view follows it.
+        p.status_view = ClusterStatusView(monitor, auto_refresh=False)
+        p.jobs_view = JobMonitorView(monitor)
+        p.monitor_box.children = (p.status_view.widget(), p.jobs_view.widget())
+        run_soon(monitor.refresh())
+
+    # ------------------------------------------------------------ widgets -> model
+
+    def _on_widget(self, name: str, change: Any) -> None:
+        if self._syncing:
+            return
+        p = self.parts
+        try:
+            self.model.set(name, change["new"])
+        except OptionsError as exc:
+            p.errors[name].value = render("error.html", message=str(exc))
+            with self._sync():
+                p.fields[name].value = getattr(self.model, name)  # back to what the model holds
+            return
+        p.errors[name].value = ""
+
+    def _on_action(self, action: str) -> None:
+        p, m = self.parts, self.model
+        for error in p.errors.values():
+            error.value = ""
+        try:
+            getattr(m, action)()
+        except OptionsError as exc:
+            target = p.errors.get(exc.field)
+            if target is not None:
+                target.value = render("error.html", message=str(exc))
+            else:
+                m.message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the model put the reason in `message`; never raise into the comm
+            if not m.message:
+                m.message = str(exc)
+
+    def close(self) -> None:
+        if self._widget_cache is not None:
+            self.model.unobserve(self._on_model, names=[*FIELDS, "phase", "message", "monitor"])
+            for view in (getattr(self.parts, "status_view", None), getattr(self.parts, "jobs_view", None)):
+                if view is not None:
+                    view.close()
+        super().close()
+
+
+def _with_current(options: list[str], current: str) -> list[str]:
+    """Dropdown options always include the model's value (a Dropdown cannot show anything else)."""
+    return options if (not current or current in options) else [*options, current]

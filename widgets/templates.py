@@ -1,0 +1,65 @@
+"""HTML fallbacks of the views (jinja2, always autoescaped: see _base._ENV).
+
+Kept in a module rather than .html files so they ship with the package without
+package-data. Every value is data from a model: never mark it safe.
+"""
+
+_STYLE = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; border-collapse: collapse;"
+
+CLUSTER_STATUS = """
+<div class="scip-cluster-status">
+<strong>ARC cluster{% if s.name %} {{ s.name }}{% endif %}</strong>
+{% if s.preset %} &middot; preset {{ s.preset }}{% endif %} &middot; {{ s.state }}
+<table style="STYLE">
+<tr><th style="text-align:left">Workers requested</th><td>{{ s.workers_requested }}</td></tr>
+<tr><th style="text-align:left">Pending in Slurm</th><td>{{ s.workers_pending }}</td></tr>
+<tr><th style="text-align:left">Running in Slurm</th><td>{{ s.workers_running }}</td></tr>
+<tr><th style="text-align:left">Connected to Dask</th><td>{{ s.workers_connected }}</td></tr>
+<tr><th style="text-align:left">Scheduler</th><td><code>{{ s.scheduler_address or "(none)" }}</code></td></tr>
+<tr><th style="text-align:left">Dashboard</th><td>{% if dashboard_href %}<a href="{{ dashboard_href }}" target="_blank" rel="noopener">{{ s.dashboard_link }}</a>{% else %}{{ s.dashboard_link or "(none)" }}{% endif %}</td></tr>
+</table>
+{% if s.message %}<p class="scip-message">{{ s.message }}</p>{% endif %}
+</div>
+""".replace("STYLE", _STYLE)
+
+JOB_TABLE = """
+<table class="scip-jobs" style="STYLE">
+<thead><tr>{% for h in headers %}<th style="text-align:left; padding-right:1em">{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for r in rows %}
+<tr data-job="{{ r.job_id }}"><td>{{ r.job_id }}</td><td>{{ r.state }}</td><td>{{ r.reason }}</td><td>{{ r.estimated_start }}</td><td>{{ r.elapsed }}</td><td>{{ r.time_limit }}</td><td>{{ r.name }}</td></tr>
+{% else %}
+<tr><td colspan="{{ headers|length }}">No jobs.</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% if error %}<p class="scip-error">{{ error }}</p>{% endif %}
+""".replace("STYLE", _STYLE)
+
+LAUNCHER = """
+<div class="scip-launcher">
+<strong>ARC launcher</strong> &middot; {{ phase }}
+<table style="STYLE">
+{% for name, value in fields %}
+<tr><th style="text-align:left">{{ name }}</th><td>{{ value }}</td></tr>
+{% endfor %}
+</table>
+{% if message %}<p class="scip-message">{{ message }}</p>{% endif %}
+<p><em>Interactive controls need ipywidgets in JupyterLab.</em></p>
+</div>
+""".replace("STYLE", _STYLE)
+
+STATUS_TITLE = """<b>ARC cluster{% if s.name %} {{ s.name }}{% endif %}</b>{% if s.preset %} &middot; preset {{ s.preset }}{% endif %}"""
+
+LINK = """{% if href %}<a href="{{ href }}" target="_blank" rel="noopener">{{ text }}</a>{% else %}{{ text or "(none)" }}{% endif %}"""
+
+ERROR = """<span class="scip-error" style="color: var(--jp-error-color1, #c62828)">{{ message }}</span>"""
+
+TEMPLATES = {
+    "error.html": ERROR,
+    "status_title.html": STATUS_TITLE,
+    "link.html": LINK,
+    "cluster_status.html": CLUSTER_STATUS,
+    "job_table.html": JOB_TABLE,
+    "launcher.html": LAUNCHER,
+}
