@@ -7,12 +7,14 @@ SCIPKubeSpawner computes it per user from the catalog and validates the
 options first. Spawns alternate between the two so drift hits both.
 
 Counted per spawn (start + stop): Kubernetes API requests sent by the spawner.
-Timed per spawn: start() until the URL is returned, and stop().
+Timed per spawn: start() until the URL is returned, and stop(); and, on a fresh
+spawner, load_user_options() alone (the only code path that differs; start()
+time is dominated by KubeSpawner's backoff polling and is noisy on a shared machine).
 
     .venv/bin/python benchmarks/kube_spawn.py [--spawns 30]
 
-The last line is a key=value summary: requests_ratio and start_ratio are
-ours/stock (1.0 = same cost).
+The last line is a key=value summary: requests_ratio, start_ratio and
+options_ratio are ours/stock (1.0 = same cost).
 """
 
 from __future__ import annotations
@@ -56,12 +58,23 @@ def stock_profile_list(user: str) -> list[dict]:
     return [entry]
 
 
-async def one_spawn(cls, api: KubeAPI, namespace: str, user: str) -> tuple[int, float, float]:
+def new_spawner(cls, api: KubeAPI, namespace: str, user: str):
     if cls is KubeSpawner:
-        spawner = make_spawner(cls, api, make_user(user, "researchers"), namespace, {"profile": PROFILE},
-                               profile_list=stock_profile_list(user))
-    else:
-        spawner = make_spawner(cls, api, make_user(user, "researchers"), namespace, {"profile": PROFILE})
+        return make_spawner(cls, api, make_user(user, "researchers"), namespace, {"profile": PROFILE},
+                            profile_list=stock_profile_list(user))
+    return make_spawner(cls, api, make_user(user, "researchers"), namespace, {"profile": PROFILE})
+
+
+async def options_cost(cls, api: KubeAPI, namespace: str, user: str) -> float:
+    """Seconds in load_user_options alone (validation + profile overrides; no API calls)."""
+    spawner = new_spawner(cls, api, namespace, user)
+    t0 = time.perf_counter()
+    await spawner.load_user_options()
+    return time.perf_counter() - t0
+
+
+async def one_spawn(cls, api: KubeAPI, namespace: str, user: str) -> tuple[int, float, float]:
+    spawner = new_spawner(cls, api, namespace, user)
     before = len(list(api.emulator))
     t0 = time.perf_counter()
     await asyncio.wait_for(spawner.start(), 60)
@@ -80,28 +93,33 @@ async def run(spawns: int) -> int:
         api = KubeAPI(emulator, kubelet, url, config)
         classes = {"stock": KubeSpawner, "ours": SCIPKubeSpawner}
         results: dict[str, list[tuple[int, float, float]]] = {name: [] for name in classes}
+        options: dict[str, list[float]] = {name: [] for name in classes}
         try:
             for name, cls in classes.items():  # warm-up: reflectors list + watch once per namespace
                 await one_spawn(cls, api, f"bench-{name}", "warmup")
             for i in range(spawns):
                 for name, cls in classes.items():
                     results[name].append(await one_spawn(cls, api, f"bench-{name}", f"user{i}"))
+                    options[name].append(await options_cost(cls, api, f"bench-{name}", f"user{i}"))
         finally:
             await KubeSpawner._stop_all_reflectors()
 
     summary = {}
     print(f"{spawns} spawns each of profile {PROFILE} (start + stop), after one warm-up spawn")
-    print(f"{'spawner':8} {'requests/spawn':>15} {'start ms (median)':>18} {'start ms (mean)':>16} {'stop ms (median)':>17}")
+    print(f"{'spawner':8} {'requests/spawn':>15} {'start ms (median)':>18} {'start ms (mean)':>16} "
+          f"{'stop ms (median)':>17} {'load_user_options ms (median)':>30}")
     for name, rows in results.items():
         reqs = [r[0] for r in rows]
         starts = [r[1] * 1000 for r in rows]
         stops = [r[2] * 1000 for r in rows]
-        summary[name] = (statistics.mean(reqs), statistics.median(starts))
+        opts = [o * 1000 for o in options[name]]
+        summary[name] = (statistics.mean(reqs), statistics.median(starts), statistics.median(opts))
         print(f"{name:8} {statistics.mean(reqs):15.2f} {statistics.median(starts):18.2f} "
-              f"{statistics.mean(starts):16.2f} {statistics.median(stops):17.2f}")
+              f"{statistics.mean(starts):16.2f} {statistics.median(stops):17.2f} {statistics.median(opts):30.3f}")
     requests_ratio = summary["ours"][0] / summary["stock"][0]
     start_ratio = summary["ours"][1] / summary["stock"][1]
-    print(f"requests_ratio={requests_ratio:.2f} start_ratio={start_ratio:.2f} "
+    options_ratio = summary["ours"][2] / summary["stock"][2]
+    print(f"requests_ratio={requests_ratio:.2f} start_ratio={start_ratio:.2f} options_ratio={options_ratio:.2f} "
           f"requests_ours={summary['ours'][0]:.1f} requests_stock={summary['stock'][0]:.1f} spawns={spawns}")
     return 0
 

@@ -66,7 +66,7 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         return f"custom.scip.{key}: must be a {names}, not {type(value).__name__}"
     if key.endswith("Secret") and value:
-        if set(value) - SECRET_REF_KEYS or not isinstance(value.get("name"), str) or not value.get("name"):
+        if set(value) != SECRET_REF_KEYS or not all(isinstance(value[k], str) and value[k] for k in SECRET_REF_KEYS):
             return f"custom.scip.{key}: must be {{name: <Secret name>, key: <key in it>}} (a reference, never the secret itself)"
     if key == "gpuProducts" and not all(isinstance(v, str) for v in value.values()):
         return f"custom.scip.{key}: values must be strings (node label values)"

@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from kubespawner.slugs import is_valid_label, safe_slug
 
-from . import LABEL_PREFIX
 from .catalog import Profile, ProfileKind
 
 #: Node label set by NVIDIA GPU feature discovery with the GPU product name.
@@ -288,7 +287,6 @@ def expand_overrides(overrides: Mapping[str, Any], base: Mapping[str, Any] | Non
 __all__ = [
     "DEFAULT_GPU_PRODUCTS",
     "Extend",
-    "LABEL_PREFIX",
     "Placement",
     "SecretRef",
     "expand_overrides",

@@ -19,7 +19,7 @@ import copy
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, Unicode, default
+from traitlets import Bool, Dict, TraitError, Unicode, default, validate
 
 from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, SecretRef, profile_list_for, slurm_client_mounts
 from .spawner import SCIPSpawnerMixin
@@ -44,9 +44,7 @@ OVERRIDDEN_TRAITS = (
 
 
 def _secret_ref(value: dict) -> SecretRef | None:
-    if not value:
-        return None
-    return SecretRef(name=value["name"], key=value.get("key", ""))
+    return SecretRef(name=value["name"], key=value["key"]) if value else None
 
 
 class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
@@ -102,6 +100,16 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         help="""ConfigMap with catalog.yaml, courses.yaml and arc.yaml, mounted at /etc/scip/config
         in notebook pods (sets SCIP_CONFIG_DIR). The Helm chart creates `scip-jupyter-config`.""",
     )
+
+    @validate("slurm_munge_key_secret", "slurm_ssh_key_secret")
+    def _secret_reference(self, proposal):
+        value = proposal["value"]
+        if value and (set(value) != {"name", "key"} or not all(isinstance(v, str) and v for v in value.values())):
+            raise TraitError(
+                f"{proposal['trait'].name} must be {{}} or {{'name': <Secret>, 'key': <key>}} "
+                f"(a reference, never the secret itself), not keys {sorted(value)}"
+            )
+        return value
 
     @default("profile_list")
     def _scip_profile_list_default(self):

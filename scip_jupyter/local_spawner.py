@@ -230,9 +230,10 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
             self._scip_forget_refused(user_options)
             raise
         self.scip_profile, self.scip_options = profile, options
+        # Record the effective choice (the default profile made explicit) in the server model.
+        self.user_options = dict(options)
         if self.orm_spawner is not None and self.orm_spawner.user_options != options:
-            # Record the effective choice (the default profile made explicit) in the server model.
-            self.orm_spawner.user_options = options
+            self.orm_spawner.user_options = dict(options)
         self.cpu_limit = profile.cpu_limit
         self.cpu_guarantee = profile.cpu_guarantee
         self.mem_limit = int(parse_quantity(profile.mem_limit))

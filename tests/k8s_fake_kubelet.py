@@ -8,9 +8,10 @@ streams. A few gaps matter to KubeSpawner and are shimmed HERE, in tests only:
   or `status`; KubeSpawner's reflector reads `resourceVersion` from every event.
 * label and field selectors are ignored; equality-based ones are applied here.
 
-`FakeKubelet` plays the node: it watches pods over HTTP and patches each new
-pod's status to Running with a loopback pod IP and ready containers, which is
-all KubeSpawner's start waits for. Nothing listens on that IP.
+`FakeKubelet` plays scheduler and node: it watches pods over HTTP and patches
+each new pod to be bound to its node and Running with a loopback pod IP and
+ready containers, which is all KubeSpawner's start waits for. Nothing listens
+on that IP.
 
 Both are used by tests/fixtures/k8s.py and benchmarks/kube_spawn.py.
 """
@@ -83,6 +84,7 @@ class ShimmedEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.resources["v1/pods"] = kmock.ResourceInfo(namespaced=True, kind="Pod", subresources={"status"})
         self.resources["v1/events"] = kmock.ResourceInfo(namespaced=True, kind="Event")
+        self.resources["v1/nodes"] = kmock.ResourceInfo(namespaced=False, kind="Node")
 
     async def _handle(self, request: rendering.Request):
         if request.method == enums.method.GET and request.params.get("watch") in ("True", "1"):
@@ -125,10 +127,12 @@ class ShimmedEmulator(kmock.KubernetesEmulator):
 
 
 class FakeKubelet:
-    """Marks new pods Running with a loopback pod IP (over the API, like a node would)."""
+    """Binds each new pod to `node_name` and marks it Running with a loopback pod IP
+    (over the API, as the scheduler and a node would; kmock has no binding subresource)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, node_name: str = "kmock-node"):
         self.url = url.rstrip("/")
+        self.node_name = node_name
         self.started = 0
         self._task: asyncio.Task | None = None
         self._ips = itertools.count(1)
@@ -163,7 +167,8 @@ class FakeKubelet:
         meta = pod["metadata"]
         n = next(self._ips)
         containers = [c["name"] for c in pod["spec"]["containers"]]
-        status = {
+        patch = {
+            "spec": {"nodeName": self.node_name},
             "status": {
                 "phase": "Running",
                 "podIP": f"127.0.{n // 250 + 1}.{n % 250 + 1}",
@@ -176,9 +181,9 @@ class FakeKubelet:
                 ],
             }
         }
-        url = f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status"
+        url = f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
         async with self._session.patch(
-            url, data=json.dumps(status), headers={"Content-Type": "application/merge-patch+json"}
+            url, data=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
         ) as resp:
             resp.raise_for_status()
         self.started += 1

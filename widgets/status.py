@@ -39,7 +39,7 @@ class ClusterStatusView(View):
     """Shows one cluster's status. ``ClusterStatusView(status_or_monitor)``; display it in a cell.
 
     Sub-widgets are named (``view.parts.workers_running`` ...) and carry the CSS
-    class ``scip-status-<name>`` for tests and styling.
+    class ``scip-status-<name with '-'>`` (``scip-status-workers-running``) for tests and styling.
     """
 
     def __init__(self, model: ClusterStatus | JobMonitor, auto_refresh: bool = True):
@@ -74,7 +74,7 @@ class ClusterStatusView(View):
         rows = []
         for name, label, _attr in ROWS:
             value = w.Label()
-            value.add_class(f"scip-status-{name}")
+            value.add_class(f"scip-status-{name.replace('_', '-')}")
             setattr(p, name, value)
             rows.append(w.HBox([w.Label(label, layout=w.Layout(width="11em")), value]))
         p.dashboard = w.HTML()

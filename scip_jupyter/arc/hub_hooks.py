@@ -54,12 +54,19 @@ def leftovers_of(jobs: list[JobState], user: str, server: str) -> list[str]:
     return sorted({j.array_job_id for j in jobs if j.tags and (j.tags.user, j.tags.server) == key and not j.phase.finished})
 
 
-def orphans_of(jobs: list[JobState], running: set[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
-    """Tagged, unfinished jobs whose server is not in `running` -> {(user, server): ids}."""
+def orphans_of(
+    jobs: list[JobState], running: set[tuple[str, str]], only_users: set[str] | None = None
+) -> dict[tuple[str, str], list[str]]:
+    """Tagged, unfinished jobs whose server is not in `running` -> {(user, server): ids}.
+
+    `only_users` limits the decision to those users' jobs (a hub that manages a
+    subset of the cluster's notebook users; tests sharing a cluster).
+    """
     running = {server_key(u, s) for u, s in running}
+    users = None if only_users is None else {server_key(u, "")[0] for u in only_users}
     out: dict[tuple[str, str], set[str]] = {}
     for j in jobs:
-        if j.tags is None or j.phase.finished:
+        if j.tags is None or j.phase.finished or (users is not None and j.tags.user not in users):
             continue
         key = (j.tags.user, j.tags.server)
         if key not in running:
@@ -89,9 +96,9 @@ class ARCCleanup(LoggingConfigurable):
     def transport_for(self, preset: str):
         if self._transport_for is not None:
             return self._transport_for(preset)
-        from . import presets
+        from .server_jobs import preset_transport
 
-        return presets.transport_for(preset)
+        return preset_transport(preset)
 
     async def queue(self, preset: str) -> list[JobState]:
         """Every user's jobs on the preset's cluster."""
@@ -106,10 +113,12 @@ class ARCCleanup(LoggingConfigurable):
         """Cancel the jobs tagged for one server on every cluster; returns preset -> ids."""
         return await self._each_preset(lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER)})
 
-    async def reconcile(self, running: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    async def reconcile(
+        self, running: Iterable[tuple[str, str]], only_users: set[str] | None = None
+    ) -> dict[str, list[str]]:
         """Cancel tagged jobs of servers not in `running` ((user, server name) pairs)."""
         running = set(running)
-        return await self._each_preset(lambda jobs: orphans_of(jobs, running))
+        return await self._each_preset(lambda jobs: orphans_of(jobs, running, only_users))
 
     async def _each_preset(self, decide) -> dict[str, list[str]]:
         async def one(preset):

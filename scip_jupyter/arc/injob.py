@@ -18,7 +18,7 @@ folder — never `sacct`, which automation nodes forbid:
       exit_code     srun's exit status, written by the job script
       job.log       everything the tasks printed
 
-    run = InJobRun("local-slurm", transport, func=total, args=(10,), workers=2)
+    run = InJobRun(total, preset="rorqual", args=(10,), workers=2, walltime="01:00:00")
     run.submit()            # -> job id
     run.status()            # InJobStatus(phase=pending, reason="Priority", start=...)
     run.result(timeout=600) # the value func returned, or InJobFailed
@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -152,6 +152,7 @@ class InJobSpec:
     partition: str = ""
     account: str = ""
     extra_directives: tuple[str, ...] = ()
+    prologue: tuple[str, ...] = ()  # the preset's job_script_prologue (module loads, ...)
     scheduler_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -195,6 +196,7 @@ def injob_script(spec: InJobSpec, payload_b64: str, driver: str = DRIVER) -> str
     directives += list(spec.extra_directives)
     header = "\n".join(f"#SBATCH {d}" for d in directives)
     options = json.dumps(spec.scheduler_options)
+    prologue = "".join(line + "\n" for line in spec.prologue)
     return f"""#!/bin/bash
 {header}
 # SCIP in-job Dask run: task 0 scheduler, task 1 client (your code), tasks 2+ workers.
@@ -210,7 +212,7 @@ SCIP_DRIVER_EOF
 cat > "$RUN/payload.b64" <<'SCIP_PAYLOAD_EOF'
 {payload_b64}
 SCIP_PAYLOAD_EOF
-export SCIP_INJOB_DIR="$RUN"
+{prologue}export SCIP_INJOB_DIR="$RUN"
 export SCIP_INJOB_SCHEDULER_OPTIONS={shlex.quote(options)}
 srun --ntasks={spec.ntasks} --kill-on-bad-exit=1 {shlex.quote(spec.python)} "$RUN/driver.py" &
 wait $!
@@ -228,7 +230,30 @@ def encode_payload(func: Callable | None = None, args: tuple = (), kwargs: dict 
     if func is not None and not callable(func):
         raise ValueError(f"func: {func!r} is not callable")
     data = {"func": func, "args": tuple(args), "kwargs": dict(kwargs or {}), "script": script}
-    return base64.b64encode(cloudpickle.dumps(data)).decode()
+    module = _local_module(func)
+    if module is not None:  # the user's own module is not installed on the cluster: ship its code
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return base64.b64encode(cloudpickle.dumps(data)).decode()
+    finally:
+        if module is not None:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _local_module(func):
+    """The module of `func` when it is the user's own code (not __main__, not installed), else None."""
+    import sysconfig
+
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if module is None or module.__name__ == "__main__" or not path:
+        return None
+    installed = {sysconfig.get_path(k) for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    if any(str(Path(path).resolve()).startswith(str(Path(p).resolve())) for p in installed if p):
+        return None
+    if module.__name__.split(".")[0] in ("scip_jupyter", "scip_widgets"):
+        return None  # our own package: present wherever the bridge runs
+    return module
 
 
 @dataclass(frozen=True)
@@ -264,6 +289,8 @@ def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | N
         return InJobStatus(Phase.FAILED, reason="the code raised an exception", message=message, **common)
     if files.get(RESULT) is not None:
         return InJobStatus(Phase.COMPLETED, **common)
+    if queued is not None and queued.phase is Phase.PENDING and common["progress"] in ("starting", "running"):
+        return InJobStatus(Phase.RUNNING, start=queued.start, **common)  # the cached squeue is older than the files
     if queued is not None and not queued.phase.finished:
         return InJobStatus(queued.phase, reason=queued.reason_text if queued.phase is Phase.PENDING else "", start=queued.start, **common)
     if cancelled:
@@ -306,52 +333,77 @@ def _run_sync(coro):
 
 
 class InJobRun:
-    """One function (or script) run on a Dask cluster living inside one Slurm job."""
+    """One function (or script) run on a Dask cluster living inside one Slurm job.
+
+    The request (account, partition, walltime, cores and memory per task,
+    workers) is checked against the preset exactly as ARCCluster checks it
+    (`validate_request`), before anything is submitted.
+    """
 
     def __init__(
         self,
-        preset: str,
-        transport,
         func: Callable | None = None,
+        *,
+        preset: str = "local-slurm",
         args: tuple = (),
         kwargs: dict | None = None,
         script: str | None = None,
         workers: int = 1,
-        cpus_per_task: int = 1,
-        mem_per_cpu_mb: int = 1024,
-        walltime: str = "01:00:00",
-        partition: str = "",
-        account: str = "",
+        account: str | None = None,
+        partition: str | None = None,
+        walltime: str | None = None,
+        cores: int | None = None,
+        memory: str | None = None,
+        presets=None,
+        user: str | None = None,
+        user_accounts: list[str] | None = None,
+        tags: JobTags | None = None,
+        transport=None,
         python: str | None = None,
         base_dir: str | None = None,
-        tags: JobTags | None = None,
         registry: JobRegistry | None = None,
         poller: JobPoller | None = None,
-        extra_directives: tuple[str, ...] = (),
         scheduler_options: dict | None = None,
     ):
-        self.preset = preset
-        self.transport = transport
+        from dataclasses import replace
+
+        from .cluster import _current_user, resolve_accounts
+        from .presets import ARCRequestError, PresetFile, load_default_presets, load_presets, validate_request
+        from .transport import transport_for
+
+        preset_file = presets if isinstance(presets, PresetFile) else (load_presets(presets) if presets else load_default_presets())
+        self.preset = p = preset_file.get(preset)
+        self.transport = transport or transport_for(p)
+        user = user or _current_user()
+        accounts = list(user_accounts) if user_accounts is not None else resolve_accounts(p, user, self.transport)
+        raw = dict(account=account, partition=partition, walltime=walltime, cores=cores, memory=memory, workers=workers)
+        self.request = req = validate_request(p, {k: v for k, v in raw.items() if v is not None}, accounts)
+        if req.workers < 1:
+            raise ARCRequestError("workers", "an in-job run needs at least one worker", ["1.."])
         self.payload = encode_payload(func, args, kwargs, script)
         self.run_id = uuid.uuid4().hex[:12]
-        local = getattr(transport, "kind", "") == "local"
+        local = self.transport.kind == "local"
         base = base_dir or (str(Path.home() / ".scip" / "injob") if local else ".scip/injob")
+        tags = tags or replace(
+            JobTags.from_environment(project=req.account, site=p.site, jurisdiction=p.jurisdiction), user=user
+        )
         self.spec = InJobSpec(
             run_dir=str(PurePosixPath(base) / self.run_id),
-            tags=tags or JobTags.from_environment(),
-            workers=workers,
-            cpus_per_task=cpus_per_task,
-            mem_per_cpu_mb=mem_per_cpu_mb,
-            walltime=walltime,
+            tags=tags,
+            workers=req.workers,
+            cpus_per_task=req.cores,
+            mem_per_cpu_mb=max(64, req.memory // req.cores // 2**20),
+            walltime=req.walltime,
             python=python or sys.executable,
-            partition=partition,
-            account=account,
-            extra_directives=tuple(extra_directives),
+            partition=req.partition or "",
+            account=req.account,
+            prologue=tuple(p.job_script_prologue),
             scheduler_options=dict(scheduler_options or {}),
         )
         self.registry = registry if registry is not None else JobRegistry.default()
-        self.poller = poller or JobPoller(transport, cluster=preset)
+        self.poller = poller or JobPoller(self.transport, cluster=p.name)
         self.job_id: str | None = None
+        self.submitted_at: datetime | None = None
         self._cancelled = False
 
     # -------------------------------------------------------------- async API
@@ -359,9 +411,10 @@ class InJobRun:
     async def asubmit(self) -> str:
         if self.job_id is not None:
             raise RuntimeError(f"already submitted as job {self.job_id}")
+        self.submitted_at = datetime.now(timezone.utc)
         out = await self.transport.run(["sbatch", "--parsable"], stdin=injob_script(self.spec, self.payload))
         self.job_id = out.strip().split(";")[0]  # "--parsable" prints "id" or "id;cluster"
-        self.registry.record(self.job_id, self.preset, self.spec.tags, preset=self.preset)
+        self.registry.record(self.job_id, self.preset.name, self.spec.tags, preset=self.preset.name)
         self.poller.invalidate()
         return self.job_id
 
@@ -372,7 +425,7 @@ class InJobRun:
         if files[RESULT] is None and files[ERROR] is None:
             jobs = await self.poller.jobs()
             queued = next((j for j in jobs if j.job_id == self.job_id), None)
-            if queued is None and self.poller.listed_at() < self._submitted_at():
+            if queued is None and self.poller.listed_at() < self.submitted_at:
                 queued = JobState(job_id=self.job_id, phase=Phase.PENDING, reason="submitted")
         status = decide_status(self.job_id, queued, files, self._cancelled)
         if status.finished:
@@ -391,7 +444,7 @@ class InJobRun:
                 return cloudpickle.loads(base64.b64decode(await self._read(RESULT)))
             if status.finished or status.phase is Phase.UNKNOWN:
                 raise InJobFailed(
-                    f"in-job run {self.run_id} (job {self.job_id} on {self.preset}) {status.phase.value}: "
+                    f"in-job run {self.run_id} (job {self.job_id} on {self.preset.name}) {status.phase.value}: "
                     f"{status.reason}{' — ' + status.message if status.message else ''} (run folder {self.spec.run_dir})"
                 )
             if deadline is not None and time.monotonic() > deadline:
@@ -428,10 +481,6 @@ class InJobRun:
         if self.job_id is None:
             raise RuntimeError("not submitted yet: call .submit() first")
 
-    def _submitted_at(self):
-        rec = next((r for r in self.registry.all() if r.job_id == self.job_id), None)
-        return rec.submitted if rec else datetime.min.astimezone()
-
     def path(self, name: str) -> str:
         return str(PurePosixPath(self.spec.run_dir) / name)
 
@@ -454,4 +503,4 @@ class InJobRun:
             raise
 
     def __repr__(self) -> str:
-        return f"<InJobRun {self.run_id} preset={self.preset} job={self.job_id or '-'} workers={self.spec.workers}>"
+        return f"<InJobRun {self.run_id} preset={self.preset.name} job={self.job_id or '-'} workers={self.spec.workers}>"

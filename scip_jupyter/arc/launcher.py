@@ -86,6 +86,7 @@ class LauncherModel(HasTraits):
     cluster = AnyTrait(None, allow_none=True, help="The launched cluster (ARCCluster), or None.")
     monitor = Instance(JobMonitor, allow_none=True, help="Job monitor of the launched cluster, or None.")
     poll_interval = Float(30.0, help="Seconds between squeue calls of the monitor's poller (sites ask for >= 30).")
+    refresh_interval = Float(5.0, help="Seconds between refreshes of the monitor view (cheap: the poller caches).")
 
     def __init__(
         self,
@@ -220,6 +221,9 @@ class LauncherModel(HasTraits):
     def _cluster_arguments(self, valid: ValidRequest) -> dict[str, Any]:
         args: dict[str, Any] = {
             "preset": valid.preset,
+            "presets": self.presets,
+            "user": self.user,
+            "user_accounts": list(self.accounts_for(self.preset_object(valid.preset))),
             "account": valid.account,
             "walltime": valid.walltime,
             "cores": valid.cores,
@@ -240,7 +244,11 @@ class LauncherModel(HasTraits):
 
         poller = JobPoller(transport, cluster=self.preset, interval=self.poll_interval)
         return JobMonitor(
-            cluster_source(cluster, poller), transport_canceller(transport, poller), cluster=cluster, preset=self.preset
+            cluster_source(cluster, poller),
+            transport_canceller(transport, poller),
+            cluster=cluster,
+            preset=self.preset,
+            interval=self.refresh_interval,
         )
 
     def scale(self, workers: int | None = None) -> None:

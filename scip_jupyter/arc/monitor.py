@@ -205,7 +205,8 @@ def _state(requested: int, pending: int, running: int, connected: int, closed: b
         return "error"
     if requested == 0:
         return "idle" if has_scheduler else "not started"
-    if connected >= requested or (running >= requested and pending == 0):
+    # With a scheduler, "running" means the workers joined it; from Slurm alone, that their jobs run.
+    if (connected if has_scheduler else running) >= requested:
         return "running"
     return "starting"
 

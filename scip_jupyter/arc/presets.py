@@ -81,6 +81,18 @@ def format_walltime(seconds: int) -> str:
     return f"{d}-{h:02d}:{m:02d}:{s:02d}" if d else f"{h:02d}:{m:02d}:{s:02d}"
 
 
+def slurm_memory(n: int) -> str:
+    """Bytes as Slurm writes memory (K/M/G/T, rounded up).
+
+    >>> slurm_memory(40 * 2**30), slurm_memory(1536 * 2**20)
+    ('40G', '2G')
+    """
+    for unit, size in (("T", 2**40), ("G", 2**30), ("M", 2**20)):
+        if n >= size:
+            return f"{math.ceil(n / size)}{unit}"
+    return f"{max(1, math.ceil(n / 1024))}K"
+
+
 def is_mig(gpu_type: str) -> bool:
     """Is this Slurm GPU type a MIG slice?
 
@@ -444,7 +456,7 @@ def validate_request(
     if memory_per_gpu is not None:
         if not gpus:
             raise ARCRequestError("memory_per_gpu", "only applies to GPU requests (set gpus first)", [])
-        memory_per_gpu = format_bytes(_bytes(raw, "memory_per_gpu", None)).replace(" ", "")
+        memory_per_gpu = slurm_memory(_bytes(raw, "memory_per_gpu", None))
 
     # partition
     partition = raw.get("partition") or None

@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^\d{1,12}(_\d{1,7}|_\[[0-9,\-%]{1,64}\])?$")
 JOB_ID_HELP = "a Slurm job id: digits, optionally _<task> for one array task (e.g. 1234 or 1234_5)"
 GONE_REASON = "no longer in the queue (finished)"
+NEW_REASON = "submitted after the last squeue listing"
+
+
+_transports: dict[str, object] = {}
+
+
+def preset_transport(name: str):
+    """The transport of preset `name` in the default presets file ($SCIP_ARC_PRESETS or hub_config/arc.yaml).
+
+    One per preset per process, so an SSH transport keeps its one connection.
+    """
+    if name not in _transports:
+        from .presets import load_default_presets
+        from .transport import transport_for
+
+        _transports[name] = transport_for(load_default_presets().get(name))
+    return _transports[name]
 
 
 class NotThisServersJob(LookupError):
@@ -82,6 +99,7 @@ class ServerJobs:
     def _presets_in_use(self, records: list[JobRecord]) -> list[str]:
         seen = dict.fromkeys(r.preset for r in records)
         seen.update(dict.fromkeys(self.presets))
+        seen.update(dict.fromkeys(self._pollers))  # clusters this server talked to before
         return list(seen)
 
     def poller(self, preset: str) -> JobPoller:
@@ -110,10 +128,13 @@ class ServerJobs:
         seen_ids = {j.job_id for j in seen} | {j.array_job_id for j in seen}
         ids = {r.job_id for r in mine}
         seen += [j for j in queue if j.array_job_id in ids and j.job_id not in {s.job_id for s in seen}]
-        gone = [r for r in mine if r.job_id not in seen_ids and r.submitted < listed_at]
+        unseen = [r for r in mine if r.job_id not in seen_ids]
+        gone = [r for r in unseen if r.submitted < listed_at]
+        new = [r for r in unseen if r.submitted >= listed_at]  # submitted after the cached listing
         for r in gone:  # left the queue: it finished and can no longer be orphaned
             self.registry.forget(r.job_id)
-        jobs = seen + [_placeholder(r, Phase.UNKNOWN, GONE_REASON) for r in gone]
+        jobs = seen + [_placeholder(r, Phase.PENDING, NEW_REASON) for r in new]
+        jobs += [_placeholder(r, Phase.UNKNOWN, GONE_REASON) for r in gone]
         return ClusterView(preset, jobs)
 
     # ------------------------------------------------------------ cancelling

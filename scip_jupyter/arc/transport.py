@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-#: Commands the automation nodes allow; the SSH transport refuses anything else
-#: locally, before a connection is made.
-ALLOWED_REMOTE_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
+#: Commands the Alliance automation nodes allow (the Slurm four, plus `cat` to read
+#: files a job wrote); the SSH transport refuses anything else locally, before
+#: a connection is made.
+ALLOWED_REMOTE_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel", "cat")
 
 DEFAULT_TIMEOUT = 30.0
 

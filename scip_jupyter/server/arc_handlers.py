@@ -21,20 +21,13 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from scip_jupyter.arc.registry import JobRegistry
-from scip_jupyter.arc.server_jobs import JOB_ID_HELP, NotThisServersJob, ServerJobs, check_job_id, summary
+from scip_jupyter.arc.server_jobs import JOB_ID_HELP, NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
 from scip_jupyter.arc.tags import JobTags
 
 log = logging.getLogger(__name__)
 SETTINGS_KEY = "scip_arc_jobs"
 #: Jupyter's authorization resource: cancelling compute a kernel started is kernel control.
 AUTH_RESOURCE = "kernels"
-
-
-def transport_for_preset(name: str):
-    """The submit transport of preset `name` (from the ARC presets file the bridge uses)."""
-    from scip_jupyter.arc import presets  # imported late: the server starts even if ARC is not configured
-
-    return presets.transport_for(name)
 
 
 def server_jobs(serverapp) -> ServerJobs:
@@ -44,7 +37,7 @@ def server_jobs(serverapp) -> ServerJobs:
         settings[SETTINGS_KEY] = ServerJobs(
             tags=JobTags.from_environment(),
             registry=JobRegistry.default(),
-            transport_for=transport_for_preset,
+            transport_for=preset_transport,
             config=serverapp.config,
         )
     return settings[SETTINGS_KEY]

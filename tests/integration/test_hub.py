@@ -6,7 +6,6 @@ refusals that start nothing, and the spawn form's content.
 
 from __future__ import annotations
 
-import html
 import os
 import pwd
 import re
@@ -14,6 +13,7 @@ import uuid
 
 import pytest
 import requests
+from markupsafe import escape
 
 from tests.fixtures.common import is_root
 
@@ -171,5 +171,25 @@ def test_spawn_form_escapes_profile_text(hub):
     page = session.get(f"{hub.url}/hub/spawn/{name}", timeout=30).text
     assert _radio_values(page) == ["escape-check"]
     assert "<script>alert" not in page
-    assert html.escape("<script>alert('x')</script> & co") in page
+    assert str(escape("<script>alert('x')</script> & co")) in page
     assert "&lt;b&gt;site&lt;/b&gt;" in page
+
+
+def test_student_picks_profile_in_form_and_jupyterlab_opens(hub):
+    """The person's path: log in, submit the form with a profile, land in JupyterLab (OAuth included)."""
+    hub.stop_server("student1")
+    session = hub.login("student1")
+    xsrf = session.cookies.get("_xsrf")
+    r = session.post(f"{hub.url}/hub/spawn/student1?_xsrf={xsrf}", data={"profile": "mig-1g-10gb"}, timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    server = hub.wait_for_server("student1")
+    assert server["user_options"] == {"profile": "mig-1g-10gb"}
+    lab = session.get(f"{hub.url}/user/student1/lab", timeout=60)
+    assert lab.status_code == 200
+    assert lab.url.startswith(f"{hub.url}/user/student1/lab")
+    assert "JupyterLab" in lab.text
+    # The demo course material was copied into the new working directory.
+    listing = session.get(f"{hub.url}/user/student1/api/contents", timeout=30)
+    assert listing.status_code == 200, listing.text[:300]
+    assert "notebooks" in [item["name"] for item in listing.json()["content"]]
+    hub.stop_server("student1")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import kubernetes_validate
 import pytest
 from tornado import web
+from traitlets import TraitError
 
+from scip_jupyter.availability import KubeAvailability, profile_availability
 from scip_jupyter.kube_spawner import SCIPKubeSpawner
 from tests.fixtures.k8s import make_spawner, make_user
 
@@ -147,3 +150,51 @@ async def test_profile_list_and_form_offer_only_what_groups_allow(kube_api, kube
     form = await spawner.options_form(spawner)
     offered = [s for s in ["cpu-small", "mig-1g-10gb", "mig-3g-40gb", "h100-full"] if f'value="{s}"' in form]
     assert offered == slugs
+
+
+async def test_availability_counts_a_started_mig_slice(kube_api, kube_namespace):
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": kube_api.kubelet.node_name},
+        "status": {
+            "allocatable": {"cpu": "64", "memory": "512Gi", "nvidia.com/mig-1g.10gb": "7", "nvidia.com/gpu": "1"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{kube_api.url}/api/v1/nodes", json=node) as resp:
+            assert resp.status in (200, 201, 409), await resp.text()
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, {"profile": "mig-1g-10gb"})
+    before = (await KubeAvailability(spawner.api, ttl=0).flavours())["nvidia.com/mig-1g.10gb"]
+    await start(spawner)
+    after = await KubeAvailability(spawner.api, ttl=0).flavours()
+    assert after["nvidia.com/mig-1g.10gb"].free == before.free - 1
+    assert profile_availability(spawner.catalog.profiles, after)["mig-1g-10gb"] == before.free - 1
+    await spawner.stop()
+    assert (await KubeAvailability(spawner.api, ttl=0).flavours())["nvidia.com/mig-1g.10gb"].free == before.free
+
+
+@pytest.mark.parametrize("value", [{"name": "munge"}, {"name": "m", "key": "k", "data": "c2VjcmV0"}, {"name": "", "key": "k"}])
+async def test_spawner_refuses_anything_but_a_secret_reference(kube_api, kube_namespace, value):
+    with pytest.raises(TraitError, match="a reference, never the secret itself"):
+        make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, slurm_munge_key_secret=value)
+
+
+async def test_slurm_secret_references_are_mounted_in_the_pod(kube_api, kube_namespace):
+    spawner = make_spawner(
+        SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, {"profile": "cpu-small"},
+        slurm_munge_key_secret={"name": "slurm-munge", "key": "munge.key"},
+        slurm_ssh_key_secret={"name": "arc-robot", "key": "id_ed25519"},
+        slurm_config_map="scip-slurm-client",
+    )
+    await start(spawner)
+    pod = only_pod(kube_api, kube_namespace)
+    secrets = {v["secret"]["secretName"]: v["secret"] for v in pod["spec"]["volumes"] if "secret" in v}
+    assert secrets["slurm-munge"]["items"] == [{"key": "munge.key", "path": "munge.key"}]
+    assert secrets["arc-robot"]["defaultMode"] == 0o400
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf" and env["SCIP_SSH_KEY"] == "/etc/scip/ssh/id_key"
+    [create] = pod_creations(kube_api, kube_namespace)
+    kubernetes_validate.validate(create.data, "1.30", strict=True)
+    await spawner.stop()

@@ -23,6 +23,7 @@ import yaml
 from traitlets.config import Config
 
 from scip_jupyter.catalog import load_catalog
+from scip_jupyter.checks import check_dir
 from tests.fixtures.common import ROOT
 
 CHART = ROOT / "helm" / "scip-jupyter"
@@ -146,23 +147,28 @@ def test_defaults_render_config_without_optional_objects(chart):
     docs = by_name(render(chart, {}))
     assert list(docs) == [("ConfigMap", "scip-jupyter-config")]
     data = docs[("ConfigMap", "scip-jupyter-config")]["data"]
-    assert set(data) == {"k8s.py", "catalog.yaml"}
+    # courses.yaml is per deployment (config.courses); hub_config's demo registry points at local folders.
+    assert set(data) == {"k8s.py", "catalog.yaml", "arc.yaml"}
 
 
-def test_rendered_config_map_carries_the_hub_config_and_a_loadable_catalog(chart, tmp_path):
-    data = by_name(render(chart, EVERYTHING_ON))[("ConfigMap", "scip-jupyter-config")]["data"]
+@pytest.mark.parametrize("values_name", ["values.yaml", "ci/everything-on-values.yaml"])
+def test_rendered_config_files_pass_scip_jupyter_check(chart, tmp_path, values_name):
+    values = yaml.safe_load((CHART / values_name).read_text())
+    data = by_name(render(chart, values))[("ConfigMap", "scip-jupyter-config")]["data"]
     assert data["k8s.py"].strip() == HUB_CONFIG.read_text().strip()
-    (tmp_path / "catalog.yaml").write_text(data["catalog.yaml"])
-    assert load_catalog(tmp_path / "catalog.yaml").slugs == load_catalog(ROOT / "hub_config" / "catalog.yaml").slugs
-    assert yaml.safe_load(data["courses.yaml"]) == EVERYTHING_ON["config"]["courses"]
+    for name in ("catalog.yaml", "courses.yaml", "arc.yaml"):
+        if name in data:
+            (tmp_path / name).write_text(data[name])
+    checked, problems = check_dir(tmp_path)
+    assert len(checked) == len(data) - 1 and problems == []
 
 
 def test_catalog_from_values_replaces_the_shipped_file(chart, tmp_path):
-    catalog = yaml.safe_load((ROOT / "hub_config" / "catalog.yaml").read_text())
-    catalog["profiles"] = catalog["profiles"][:1]
-    data = by_name(render(chart, {"config": {"catalog": catalog}}))[("ConfigMap", "scip-jupyter-config")]["data"]
+    data = by_name(render(chart, EVERYTHING_ON))[("ConfigMap", "scip-jupyter-config")]["data"]
     (tmp_path / "catalog.yaml").write_text(data["catalog.yaml"])
-    assert load_catalog(tmp_path / "catalog.yaml").slugs == ["cpu-small"]
+    assert load_catalog(tmp_path / "catalog.yaml").slugs == ["cpu-small", "mig-1g-10gb"]
+    defaults = by_name(render(chart, {}))[("ConfigMap", "scip-jupyter-config")]["data"]
+    assert defaults["catalog.yaml"].strip() == (ROOT / "hub_config" / "catalog.yaml").read_text().strip()
 
 
 def test_dask_network_policy_opens_scheduler_ports_to_worker_networks_only(chart):

@@ -236,3 +236,13 @@ def test_slurm_client_mounts_reference_secrets_and_validate():
 
 def test_no_slurm_settings_means_no_mounts():
     assert slurm_client_mounts() == ([], [], {})
+
+
+@pytest.mark.parametrize("module", ["scip_jupyter.k8s_objects", "scip_jupyter.availability"])
+def test_doctests_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
+

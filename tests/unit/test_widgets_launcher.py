@@ -200,9 +200,11 @@ def test_launch_builds_cluster_from_validated_request_and_scales():
     m.set("gpu_type", "h100")
     v.parts.buttons["launch"].click()
     (cluster,) = FakeCluster.instances
+    assert cluster.kwargs.pop("presets") is m.presets
     assert cluster.kwargs == {
-        "preset": "demo", "account": "def-alice", "walltime": "03:00:00", "cores": 1, "memory": 2 * 2**30,
-        "processes": 1, "partition": "gpu", "gpu_type": "h100", "gpus": 1,
+        "preset": "demo", "user": "alice", "user_accounts": ["def-alice", "rrg-alice"], "account": "def-alice",
+        "walltime": "03:00:00", "cores": 1, "memory": 2 * 2**30, "processes": 1, "partition": "gpu",
+        "gpu_type": "h100", "gpus": 1,
     }
     assert cluster.calls == [("scale", 3)]
     assert m.phase == "running" and v.parts.phase.value == "running"

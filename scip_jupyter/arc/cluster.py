@@ -1,0 +1,279 @@
+"""`ARCCluster`: dask-jobqueue's SLURMCluster, built from a preset, scaling with job arrays.
+
+    from scip_jupyter.arc import ARCCluster
+    cluster = ARCCluster(preset="local-slurm", walltime="01:00:00", memory="1GiB")
+    cluster.scale(32)       # ONE `sbatch --array` for 32 workers
+    cluster.adapt(maximum=64)
+
+What it adds to SLURMCluster (subclass, don't fork):
+
+- The request (account, partition, GPU type/count, walltime, worker shape) is
+  validated against the preset before anything is submitted
+  (`presets.validate_request`), and scale-ups past the cluster's per-user job
+  limit are refused.
+- Scale-up submits all new workers as one array (`jobs.ArrayBatcher`). Scale
+  requests arriving within `coalesce_window` seconds are coalesced: the
+  cluster's reconciliation (`SpecCluster._correct_state`) waits that long
+  before it starts the new jobs. Worker names end in their array index
+  (`ARCCluster-<i>`, the lowest free index), so a worker, its Slurm task
+  (`<job>_<i>`) and its name map one to one; scale-down cancels single tasks.
+  Adaptive scaling goes through the same `scale`/`scale_down` and keeps working.
+- Network mode connect-back: the scheduler listens at the preset's address,
+  workers connect to its contact address, always over TLS with temporary
+  credentials (`Security.temporary()`); the worker's certificate files are
+  written to a private folder and only their paths appear in job scripts.
+- Every array job is recorded in the job registry when submitted and
+  forgotten when all its tasks are closed, so the notebook server's shutdown
+  hook and the hub can cancel what a dead kernel leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import math
+import os
+import socket
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from dask_jobqueue.slurm import SLURMCluster
+from distributed.core import Status
+from distributed.security import Security
+
+from .jobs import ARCJob, ArrayBatcher, array_index, job_settings
+from .presets import (
+    ARCRequestError,
+    ClusterPreset,
+    PresetFile,
+    check_scale,
+    load_default_presets,
+    load_presets,
+    parse_sacctmgr_accounts,
+    sacctmgr_argv,
+    validate_request,
+)
+from .tags import JobTags
+from .transport import SlurmError, Transport, transport_for
+
+logger = logging.getLogger(__name__)
+
+#: Keyword arguments ARCCluster computes from the preset; passing them would bypass validation.
+_MANAGED = {
+    "queue", "account", "walltime", "job_cpu", "job_mem", "job_name", "job_directives_skip",
+    "local_directory", "log_directory", "job_script_prologue", "worker_extra_args",
+}
+
+
+def private_dir(*parts: str) -> Path:
+    """A folder under the user's cache, readable only by them (job logs, TLS files)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = base.joinpath("scip-jupyter", *parts)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _current_user() -> str:
+    """The hub user when running under JupyterHub, else the account name."""
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def resolve_accounts(preset: ClusterPreset, user: str, transport: Transport) -> list[str]:
+    """The user's accounts on this cluster: from sacctmgr where allowed, else from the preset."""
+    configured = preset.accounts.configured_for(user)
+    if preset.accounts.source == "sacctmgr" and transport.kind == "local":
+        try:
+            found = parse_sacctmgr_accounts(transport.run_sync(sacctmgr_argv(user), timeout=15))
+        except SlurmError as exc:
+            logger.warning("sacctmgr on %s failed (%s); using the preset's account list", preset.name, exc)
+        else:
+            return found or configured
+    return configured
+
+
+def scheduler_network(preset: ClusterPreset) -> dict[str, Any]:
+    """Scheduler options for connect-back: listen address, port, and the contact address workers use."""
+    net = preset.network
+    port = net.port or free_port(net.listen_host)
+    options: dict[str, Any] = {"host": net.listen_host, "port": port, "dashboard_address": "127.0.0.1:0"}
+    if net.contact_host and net.contact_host != net.listen_host:
+        options["contact_address"] = f"tls://{net.contact_host}:{port}"
+    return options
+
+
+class ARCCluster(SLURMCluster):
+    """A Dask cluster on an ARC Slurm cluster, from a preset.
+
+    Parameters
+    ----------
+    preset: preset name in arc.yaml (default `local-slurm`).
+    account, partition, gpu_type, gpus, memory_per_gpu, walltime, cores, memory, processes:
+        the request, validated against the preset (defaults from the preset).
+    n_workers: workers to start at once.
+    presets: a PresetFile or a path to arc.yaml (default: $SCIP_ARC_PRESETS or hub_config/arc.yaml).
+    user, user_accounts: who submits and their accounts (default: from the environment and the preset).
+    tags: JobTags for the jobs (default: this notebook server's).
+    transport: a Transport (default: the preset's).
+    array: submit scale-ups as one job array (default True); False submits one job per worker.
+    coalesce_window: seconds scale requests are gathered before submitting.
+    Other keyword arguments go to dask-jobqueue's SLURMCluster (e.g. asynchronous, python, name).
+    """
+
+    job_cls = ARCJob
+
+    def __init__(
+        self,
+        preset: str = "local-slurm",
+        *,
+        account: str | None = None,
+        partition: str | None = None,
+        gpu_type: str | None = None,
+        gpus: int | None = None,
+        memory_per_gpu: str | None = None,
+        walltime: str | None = None,
+        cores: int | None = None,
+        memory: str | None = None,
+        processes: int | None = None,
+        n_workers: int = 0,
+        presets: PresetFile | str | os.PathLike | None = None,
+        user: str | None = None,
+        user_accounts: Sequence[str] | None = None,
+        tags: JobTags | None = None,
+        transport: Transport | None = None,
+        array: bool = True,
+        coalesce_window: float = 0.2,
+        security: Security | None = None,
+        **kwargs,
+    ):
+        clash = sorted(set(kwargs) & _MANAGED)
+        if clash:
+            raise ARCRequestError(clash[0], "is set from the preset and the request", ["account", "partition", "walltime", "..."])
+        if isinstance(presets, PresetFile):
+            preset_file = presets
+        else:
+            preset_file = load_presets(presets) if presets else load_default_presets()
+        self.preset = p = preset_file.get(preset)
+        if p.network.mode != "connect-back":
+            raise ARCRequestError(
+                "preset",
+                f"preset {p.name!r} runs Dask inside one Slurm job (network mode in-job): its compute nodes "
+                "cannot reach this notebook, so workers cannot connect back",
+                [q.name for q in preset_file.clusters if q.network.mode == "connect-back"],
+            )
+        self.transport = transport or transport_for(p)
+        user = user or _current_user()
+        accounts = list(user_accounts) if user_accounts is not None else resolve_accounts(p, user, self.transport)
+        raw = dict(
+            account=account, partition=partition, gpu_type=gpu_type, gpus=gpus, memory_per_gpu=memory_per_gpu,
+            walltime=walltime, cores=cores, memory=memory, processes=processes, workers=n_workers,
+        )
+        self.request = validate_request(p, {k: v for k, v in raw.items() if v is not None}, accounts)
+        self.tags = tags or replace(
+            JobTags.from_environment(project=self.request.account, site=p.site, jurisdiction=p.jurisdiction),
+            user=user,
+        )
+        self.coalesce_window = coalesce_window
+        self._registry = None
+        self.batcher = (
+            ArrayBatcher(self.transport, on_submitted=self._record, on_finished=self._forget) if array else None
+        )
+        log_directory = private_dir("arc-logs") if self.transport.kind == "local" else p.log_directory
+        settings = job_settings(p, self.request, self.tags, log_directory=str(log_directory) if log_directory else None)
+        extra = list(kwargs.pop("job_extra_directives", None) or [])
+        settings["job_extra_directives"] = settings["job_extra_directives"] + extra
+        scheduler_options = {**scheduler_network(p), **kwargs.pop("scheduler_options", {})}
+        name = kwargs.pop("name", None) or type(self).__name__
+        super().__init__(
+            name=name,
+            security=security or Security.temporary(),
+            shared_temp_directory=str(private_dir("arc-tls")),
+            scheduler_options=scheduler_options,
+            transport=self.transport,
+            batcher=self.batcher,
+            worker_prefix=name,
+            **settings,
+            **kwargs,
+        )
+        if self.request.workers:
+            self.scale(self.request.workers)
+
+    # ------------------------------------------------------------ registry
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from .registry import JobRegistry
+
+            self._registry = JobRegistry.default()
+        return self._registry
+
+    def _record(self, job_id: str, indices: list[int]) -> None:
+        self.registry.record(job_id, cluster=self.preset.name, tags=self.tags, preset=self.preset.name)
+
+    def _forget(self, job_id: str) -> None:
+        self.registry.forget(job_id)
+
+    # ------------------------------------------------------------ scaling
+
+    def new_worker_spec(self):
+        """The next worker takes the lowest array index no live or planned worker uses."""
+        if self.batcher is None:
+            return super().new_worker_spec()
+        used = {array_index(n, self._name) for n in (*self.worker_spec, *self.workers)}
+        i = 0
+        while i in used:
+            i += 1
+        if i >= self.preset.max_array_size:
+            raise ARCRequestError("workers", f"array index {i} is beyond MaxArraySize of {self.preset.name!r}",
+                                  [f"0..{self.preset.max_array_size - 1}"])
+        return {self._new_worker_name(i): self.new_spec}
+
+    def _jobs_for(self, n: int) -> int:
+        return math.ceil(n / self._dummy_job.worker_processes)
+
+    def scale(self, n=None, jobs=0, memory=None, cores=None):
+        """Scale to `n` workers (or `jobs` jobs); refused past the cluster's per-user job limit."""
+        check_scale(self.preset, self._jobs_for(n) if n is not None else jobs)
+        return super().scale(n, jobs=jobs, memory=memory, cores=cores)
+
+    def adapt(self, *args, minimum_jobs=None, maximum_jobs=None, **kwargs):
+        limit = min(self.preset.max_jobs_per_user, self.preset.max_array_size)
+        processes = self._dummy_job.worker_processes
+        if maximum_jobs is not None:
+            check_scale(self.preset, maximum_jobs)
+        elif kwargs.get("maximum") is None or kwargs["maximum"] == math.inf:
+            kwargs["maximum"] = limit * processes
+        else:
+            check_scale(self.preset, self._jobs_for(kwargs["maximum"]))
+        return super().adapt(*args, minimum_jobs=minimum_jobs, maximum_jobs=maximum_jobs, **kwargs)
+
+    def _correct_state(self):
+        # Same contract as SpecCluster._correct_state (callers share one pending task), but the
+        # task first waits `coalesce_window`: every scale request in that window lands in the
+        # same reconciliation, hence in the same sbatch --array.
+        if self._correct_state_waiting:
+            return self._correct_state_waiting
+        task = asyncio.ensure_future(self._coalesced_correct_state())
+        self._correct_state_waiting = task
+        return task
+
+    async def _coalesced_correct_state(self):
+        if self.coalesce_window and self.status not in (Status.closing, Status.closed):
+            await asyncio.sleep(self.coalesce_window)
+        await self._correct_state_internal()
+
+    async def _close(self):
+        try:
+            await super()._close()
+        finally:
+            if self.transport is not None:
+                await self.transport.close()

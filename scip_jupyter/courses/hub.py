@@ -1,0 +1,156 @@
+"""Courses in JupyterHub: groups, roles, granted profiles, and the hub wiring.
+
+Pure builders first (tested without a hub):
+
+- `hub_groups(registry, group_members)` -> `c.JupyterHub.load_groups` entries:
+  `course-<id>-students` and `course-<id>-instructors`;
+- `hub_roles(registry, service)` -> `c.JupyterHub.load_roles` entries: per course an
+  instructor role whose scopes are filtered to the course's students group
+  (`access:servers!group=course-<id>-students`, ...). Students get no role: the
+  default `user` role reaches only their own things;
+- `extra_profiles(...)` -> the profiles a user's *active* courses grant
+  (SCIPSpawnerMixin.scip_extra_profiles calls it), so an ended course stops
+  granting its profile at once, without a hub restart.
+
+`configure(c, ...)` applies all of it to a JupyterHub config (one call from
+hub_config/local.py): groups and roles at hub start, the launch-link handler
+(launch.py), the instructor view service (service.py) that also keeps the
+groups in step with the registry while the hub runs, and the environment the
+single-user servers need (`SCIP_COURSES_FILE`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .registry import COURSES_ENV, Registry, cached_registry
+
+SERVICE_NAME = "scip-courses"
+LAUNCH_PATTERN = r"/scip/course/([^/]+)/launch"
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def desired_members(registry: Registry, group_members: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Course group name -> sorted usernames, from the registry and the members of the groups it names."""
+    members = {g: list(u) for g, u in group_members.items()}
+    out: dict[str, list[str]] = {}
+    for course in registry.courses:
+        out[course.students_group] = course.student_names(members)
+        out[course.instructors_group] = sorted(course.instructors)
+    return out
+
+
+def hub_groups(registry: Registry, group_members: Mapping[str, Iterable[str]]) -> dict[str, dict]:
+    """`load_groups` entries for every course (JupyterHub 3.2+ format)."""
+    out = {}
+    for course in registry.courses:
+        members = desired_members(Registry(courses=[course]), group_members)
+        for name, users in members.items():
+            out[name] = {"users": users, "properties": {"scip.course": course.id}}
+    return out
+
+
+def instructor_scopes(group: str, service: str = SERVICE_NAME) -> list[str]:
+    """What an instructor may do: see and reach the servers of their course's students, and use the view.
+
+    >>> instructor_scopes("course-x-students")[:2]
+    ['access:servers!group=course-x-students', 'read:servers!group=course-x-students']
+    """
+    return [
+        f"access:servers!group={group}",
+        f"read:servers!group={group}",
+        f"read:users:activity!group={group}",
+        f"read:users:name!group={group}",
+        f"read:groups!group={group}",
+        f"access:services!service={service}",
+    ]
+
+
+def hub_roles(registry: Registry, service: str = SERVICE_NAME) -> list[dict]:
+    """`load_roles` entries: one instructor role per course, granted to its instructors group."""
+    return [
+        {
+            "name": f"course-{c.id}-instructor",
+            "description": f"Instructors of {c.id}: see and reach their students' servers"[:200],
+            "scopes": instructor_scopes(c.students_group, service),
+            "groups": [c.instructors_group],
+        }
+        for c in registry.courses
+    ]
+
+
+def service_role(service: str = SERVICE_NAME) -> dict:
+    """What the course service needs: keep course groups in step, read activity and servers."""
+    return {
+        "name": f"{service}-service",
+        "description": "SCIP course service: course groups, student activity, instructor view",
+        "scopes": ["admin:groups", "list:users", "read:users", "read:users:activity", "read:servers"],
+        "services": [service],
+    }
+
+
+def extra_profiles(registry_file: str | os.PathLike, username: str, groups: Iterable[str], today: dt.date | None = None) -> set[str]:
+    """Profiles granted to this user by their active courses (empty when there is no registry)."""
+    try:
+        registry = cached_registry(registry_file)
+    except FileNotFoundError:
+        return set()
+    return registry.granted_profiles(username, groups, today or _today())
+
+
+def configure(
+    c,
+    registry_file: str | os.PathLike,
+    *,
+    groups: dict,
+    roles: list,
+    services: list,
+    homes: str | os.PathLike,
+    service_port: int,
+    service_token: str,
+    public_url: str = "",
+    spawner_class: str = "SCIPLocalSpawner",
+) -> Registry:
+    """Wire courses into a JupyterHub config (see the module docstring); returns the registry."""
+    from .launch import CourseLaunchHandler
+
+    registry_file = str(Path(registry_file).resolve())
+    registry = cached_registry(registry_file)
+    known = {name: spec.get("users", []) for name, spec in groups.items() if isinstance(spec, dict)}
+    for name, spec in hub_groups(registry, known).items():
+        groups.setdefault(name, {"users": []})
+        groups[name]["users"] = sorted(set(groups[name].get("users", [])) | set(spec["users"]))
+        groups[name]["properties"] = spec["properties"]
+    roles.extend(hub_roles(registry))
+    roles.append(service_role())
+    services.append(
+        {
+            "name": SERVICE_NAME,
+            "url": f"http://127.0.0.1:{service_port}",
+            "api_token": service_token,
+            "command": [sys.executable, "-m", "scip_jupyter.courses.service"],
+            "environment": {
+                COURSES_ENV: registry_file,
+                "SCIP_HOMES": str(homes),
+                "SCIP_PUBLIC_URL": public_url,
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            },
+            "oauth_no_confirm": True,
+            "display": True,
+            "info": {"description": "Course material: launch links, student progress, CSV export"},
+        }
+    )
+    c.JupyterHub.extra_handlers = [
+        *c.JupyterHub.extra_handlers,
+        (LAUNCH_PATTERN, CourseLaunchHandler, {"registry_file": registry_file}),
+    ]
+    getattr(c, spawner_class).courses_path = registry_file
+    c.Spawner.environment = {**c.Spawner.environment, COURSES_ENV: registry_file}
+    return registry

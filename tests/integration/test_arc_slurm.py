@@ -1,0 +1,240 @@
+"""ARCCluster on the real local Slurm: workers, arrays, scale down, adapt, GPUs, TLS, no leftovers.
+
+Every test tags its jobs with its own server name, so it only looks at its own
+jobs while other tests use the same Slurm. `sbatch`/`scancel` are counted by
+wrappers put first on PATH (they log, then exec the real command).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from dask.distributed import Client
+
+from scip_jupyter.arc.cluster import ARCCluster
+from scip_jupyter.arc.presets import ARCRequestError, load_presets
+from scip_jupyter.arc.registry import JobRegistry
+from scip_jupyter.arc.tags import JobTags
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = load_presets(ROOT / "hub_config" / "arc.yaml")
+WORKER = dict(walltime="00:20:00", memory="256MiB", cores=1)
+
+
+@pytest.fixture
+def counted(tmp_path, monkeypatch, slurm_cluster):
+    """Count sbatch/scancel calls with logging wrappers first on PATH; private job registry."""
+    bindir, log = tmp_path / "bin", tmp_path / "slurm-calls.log"
+    bindir.mkdir()
+    for cmd in ("sbatch", "scancel"):
+        real = shutil.which(cmd)
+        wrapper = bindir / cmd
+        wrapper.write_text(f'#!/bin/sh\necho "{cmd} $*" >> "{log}"\nexec "{real}" "$@"\n')
+        wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SCIP_ARC_REGISTRY", str(tmp_path / "arc-jobs.sqlite"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def calls(cmd: str) -> list[str]:
+        if not log.exists():
+            return []
+        return [line[len(cmd) + 1:] for line in log.read_text().splitlines() if line.startswith(cmd + " ")]
+
+    return calls
+
+
+@pytest.fixture
+def server():
+    """A unique notebook-server name for this test's job tags."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+def tags_for(server: str) -> JobTags:
+    return JobTags(user="pytest", server=server, project="def-demo", site="scip-local", jurisdiction="CA")
+
+
+def make_cluster(server: str, **kwargs) -> ARCCluster:
+    args = dict(WORKER, presets=PRESETS, tags=tags_for(server), user_accounts=["def-demo"])
+    args.update(kwargs)
+    return ARCCluster("local-slurm", **args)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}", pytrace=False)
+
+
+def our_jobs(slurm_cluster, server: str) -> list[str]:
+    return slurm_cluster.job_ids(comment_contains=f"server={server},")
+
+
+def assert_no_jobs_left(slurm_cluster, server: str) -> None:
+    wait_until(lambda: not our_jobs(slurm_cluster, server), 60, f"squeue to show no jobs of server {server}")
+
+
+def worker_names(client: Client) -> set[str]:
+    return {w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+
+
+def test_arc_cluster_reaches_two_workers_computes_and_leaves_no_jobs(slurm_cluster, counted, server, monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token-must-not-leak")
+    cluster = make_cluster(server)
+    try:
+        cluster.scale(2)
+        with Client(cluster) as client:
+            client.wait_for_workers(2, timeout=120)
+            assert worker_names(client) == {"ARCCluster-0", "ARCCluster-1"}
+            assert client.submit(sum, range(101)).result() == 5050
+            assert sum(client.gather(client.map(lambda x: x * x, range(10)))) == 285
+            # each worker is the array task its name says, and the hub token never reached the job
+            envs = client.run(lambda: (os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("JUPYTERHUB_API_TOKEN")))
+            assert sorted(envs.values()) == [("0", None), ("1", None)]
+            assert len(our_jobs(slurm_cluster, server)) == 2
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+    assert len(counted("sbatch")) == 1
+
+
+def test_scale_up_is_one_sbatch_array_and_scale_down_cancels_single_tasks(slurm_cluster, counted, server):
+    cluster = make_cluster(server)
+    try:
+        cluster.scale(3)
+        cluster.scale(6)  # within the coalescing window: the same submission
+        tasks = wait_until(lambda: sorted(our_jobs(slurm_cluster, server)) if len(our_jobs(slurm_cluster, server)) == 6 else None,
+                           60, "6 array tasks in squeue")
+        sbatch = counted("sbatch")
+        assert len(sbatch) == 1, sbatch
+        assert "--array=0-5" in sbatch[0]
+        array_ids = {t.split("_")[0] for t in tasks}
+        assert len(array_ids) == 1
+        job = array_ids.pop()
+        assert sorted(tasks, key=lambda t: int(t.split("_")[1])) == [f"{job}_{i}" for i in range(6)]
+        assert set(cluster.workers) == {f"ARCCluster-{i}" for i in range(6)}
+        assert {cluster.workers[f"ARCCluster-{i}"].job_id for i in range(6)} == {f"{job}_{i}" for i in range(6)}
+
+        cluster.scale(4)
+        wait_until(lambda: len(our_jobs(slurm_cluster, server)) == 4, 60, "scale-down to 4 tasks")
+        cancelled = " ".join(counted("scancel")).split()
+        assert sorted(cancelled) == sorted(f"{job}_{i}" for i in range(6) if f"ARCCluster-{i}" not in cluster.worker_spec)
+        assert len(cancelled) == 2 and all(c.startswith(f"{job}_") for c in cancelled)
+        assert set(our_jobs(slurm_cluster, server)) <= set(tasks)
+        assert len(counted("sbatch")) == 1
+
+        # scaling up again reuses the free indices, in one new array
+        cluster.scale(6)
+        wait_until(lambda: len(our_jobs(slurm_cluster, server)) == 6, 60, "scale back up to 6 tasks")
+        assert len(counted("sbatch")) == 2
+        assert set(cluster.worker_spec) == {f"ARCCluster-{i}" for i in range(6)}
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+def test_jobs_are_recorded_while_alive_and_forgotten_after_close(slurm_cluster, counted, server):
+    cluster = make_cluster(server)
+    try:
+        cluster.scale(2)
+        wait_until(lambda: len(our_jobs(slurm_cluster, server)) == 2, 60, "2 array tasks")
+        records = JobRegistry.default().jobs_for("pytest", server)
+        assert len(records) == 1  # one array job, one record
+        assert records[0].tags == tags_for(server) and records[0].preset == "local-slurm"
+        assert our_jobs(slurm_cluster, server)[0].startswith(records[0].job_id + "_")
+    finally:
+        cluster.close()
+    assert JobRegistry.default().jobs_for("pytest", server) == []
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+def test_adaptive_scaling_submits_arrays_and_returns_to_zero(slurm_cluster, counted, server):
+    cluster = make_cluster(server)
+    try:
+        cluster.adapt(minimum=0, maximum=3, interval="300ms", wait_count=2)
+        with Client(cluster) as client:
+            futures = client.map(lambda x: (time.sleep(0.5), x)[1], range(12))
+            assert sum(client.gather(futures)) == 66
+            assert wait_until(lambda: len(counted("sbatch")) >= 1, 10, "an adaptive submission")
+            del futures
+            wait_until(lambda: not cluster.worker_spec, 60, "adaptive scale-down to zero")
+        assert all("--array=" in call for call in counted("sbatch"))
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+@pytest.mark.parametrize("gpu_type, gres", [("h100", "gres:gpu:h100:1"), ("h100_1g.10gb", "gres:gpu:h100_1g.10gb:1")])
+def test_gpu_request_lands_as_slurm_gres(slurm_cluster, counted, server, gpu_type, gres):
+    cluster = make_cluster(server, gpu_type=gpu_type, gpus=1)
+    try:
+        cluster.scale(1)
+        task = wait_until(lambda: our_jobs(slurm_cluster, server), 60, "the GPU job in squeue")[0]
+        shown = slurm_cluster.run("scontrol", "show", "job", task)
+        assert f"TresPerNode={gres}" in shown, shown
+        assert "Partition=gpu" in shown
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"walltime": "8-00:00:00"}, "walltime"),
+        ({"partition": "bigmem"}, "partition"),
+        ({"gpu_type": "a100", "gpus": 1}, "gpu_type"),
+        ({"account": "def-someone-else"}, "account"),
+    ],
+)
+def test_request_breaking_the_preset_submits_nothing(slurm_cluster, counted, server, kwargs, field):
+    with pytest.raises(ARCRequestError) as err:
+        make_cluster(server, **kwargs)
+    assert err.value.field == field
+    assert counted("sbatch") == []
+
+
+def test_scale_past_the_job_limit_is_refused_before_submitting(slurm_cluster, counted, server):
+    cluster = make_cluster(server)
+    try:
+        with pytest.raises(ARCRequestError, match="each array task counts"):
+            cluster.scale(1001)
+        assert counted("sbatch") == []
+    finally:
+        cluster.close()
+
+
+def test_workers_connect_back_over_tls_only(slurm_cluster, counted, server):
+    cluster = make_cluster(server)
+    try:
+        cluster.scale(1)
+        address = cluster.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        with Client(cluster) as client:
+            client.wait_for_workers(1, timeout=120)
+            addresses = [w for w in client.scheduler_info()["workers"]]
+            assert addresses and all(a.startswith("tls://") for a in addresses)
+        # without the cluster's credentials nobody gets in
+        with pytest.raises(Exception):
+            Client(address, timeout=3)
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+def test_local_slurm_preset_matches_the_running_cluster(slurm_cluster):
+    preset = PRESETS.get("local-slurm")
+    assert set(slurm_cluster.partitions) == set(preset.partitions)
+    gres = slurm_cluster.run("sinfo", "-h", "-o", "%G")
+    for gpu_type in preset.gpu_types:
+        assert f"gpu:{gpu_type}:" in gres, gres

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+
+#SBATCH -J scip-dask-worker-alice-lab
+#SBATCH -p gpu
+#SBATCH -A def-demo
+#SBATCH -n 1
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=512M
+#SBATCH -t 03:00:00
+#SBATCH --comment=scip.ca:user=alice,server=lab,project=def-alice,site=scip-local,jurisdiction=CA
+#SBATCH --gpus-per-node=h100_1g.10gb:1
+#SBATCH --output=/home/alice/.cache/scip-jupyter/arc-logs/%x-%j.out
+#SBATCH --error=/home/alice/.cache/scip-jupyter/arc-logs/%x-%j.err
+
+/opt/scip/.venv/bin/python -m distributed.cli.dask_worker tls://10.0.0.5:8786 --name ARCCluster-${SLURM_ARRAY_TASK_ID} --nthreads 1 --memory-limit 512.00MiB --nanny --death-timeout 60 --local-directory ${SLURM_TMPDIR:-/tmp} --lifetime 10500s --lifetime-stagger 60s

@@ -1,0 +1,81 @@
+"""Hub-side decisions: which tagged jobs are leftovers of a stopped server, which are orphans."""
+
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from scip_jupyter.arc.hub_hooks import SERVICE_NAME, configure_hub, hub_service, leftovers_of, orphans_of, server_key
+from scip_jupyter.arc.states import parse_squeue
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "slurm"
+CAPTURED = parse_squeue((DATA / "squeue_format_all.txt").read_text())
+EDGE = parse_squeue((DATA / "squeue_edge_cases.txt").read_text())
+
+
+def test_leftovers_are_whole_arrays_of_that_server_only():
+    assert leftovers_of(CAPTURED, "alice", "default") == ["1", "2"]
+    assert leftovers_of(CAPTURED, "alice", "") == ["1", "2"]  # JupyterHub's default server is named ""
+    assert leftovers_of(CAPTURED, "alice", "gpu") == []
+    assert leftovers_of(CAPTURED, "bob", "default") == []
+
+
+def test_finished_jobs_are_not_cancelled_again():
+    # 106 is PREEMPTED (finished) though tagged for carol/other
+    assert leftovers_of(EDGE, "carol", "other") == []
+
+
+@pytest.mark.parametrize(
+    "running, expected",
+    [
+        (set(), {("alice", "default"): ["1", "2"]}),
+        ({("alice", "default")}, {}),
+        ({("alice", "")}, {}),
+        ({("alice", "gpu")}, {("alice", "default"): ["1", "2"]}),
+    ],
+)
+def test_orphans_are_jobs_of_servers_not_running(running, expected):
+    assert orphans_of(CAPTURED, running) == expected
+
+
+def test_orphans_can_be_limited_to_some_users():
+    jobs = CAPTURED + EDGE
+    assert set(orphans_of(jobs, set())) == {("alice", "default"), ("carol", "default")}
+    assert set(orphans_of(jobs, set(), only_users={"carol"})) == {("carol", "default")}
+    assert orphans_of(jobs, set(), only_users={"nobody"}) == {}
+
+
+def test_untagged_jobs_are_never_touched():
+    untagged = {j.array_job_id for j in CAPTURED if j.tags is None}
+    cancelled = {i for ids in orphans_of(CAPTURED, set()).values() for i in ids}
+    assert untagged and not (untagged & cancelled)
+
+
+def test_server_key_cleans_like_tags():
+    assert server_key("a b", None) == ("a_b", "default")
+
+
+def test_configure_hub_appends_to_existing_lists_and_chains_hook():
+    c = Config()
+    services, roles = [{"name": "other"}], []
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+
+    def previous(spawner):
+        return None
+
+    c.Spawner.post_stop_hook = previous
+    configure_hub(c, presets=["local-slurm"], every=60)
+    assert [s["name"] for s in services] == ["other", SERVICE_NAME]  # same list object, appended
+    assert roles[0]["services"] == [SERVICE_NAME] and "read:servers" in roles[0]["scopes"]
+    assert c.Spawner.post_stop_hook is not previous and callable(c.Spawner.post_stop_hook)
+    assert c.ARCCleanup.presets == ["local-slurm"]
+
+
+def test_hub_service_runs_reconcile_for_each_preset():
+    service, role = hub_service(["local-slurm", "fir"], every=120, python="/venv/bin/python")
+    assert service["command"] == [
+        "/venv/bin/python", "-m", "scip_jupyter.cli", "arc", "reconcile", "--hub", "--every", "120",
+        "--preset", "local-slurm", "--preset", "fir",
+    ]  # fmt: skip
+    assert role["scopes"] == ["list:users", "read:users:name", "read:servers"]

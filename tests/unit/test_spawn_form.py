@@ -1,0 +1,104 @@
+"""The spawn form: a pure render of the allowed profiles, snapshot-tested and escaped.
+
+Snapshots live in tests/unit/snapshots/spawn_form/<case>.html. After an intended
+change, regenerate with `SCIP_UPDATE_SNAPSHOTS=1 pytest tests/unit/test_spawn_form.py`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from scip_jupyter.catalog import Profile, load_catalog
+from scip_jupyter.options import render_spawn_form
+from tests.fixtures.common import ROOT
+
+SNAPSHOTS = Path(__file__).parent / "snapshots" / "spawn_form"
+CATALOG = load_catalog(ROOT / "hub_config" / "catalog.yaml")
+EVIL = "<script>alert('x')</script>"
+NOTE = "This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."
+
+
+def evil_profile() -> Profile:
+    return Profile(
+        slug="evil",
+        display_name=f"{EVIL} & friends",
+        description=f'"quoted" {EVIL}',
+        kind="cpu",
+        image="img",
+        allowed_groups=["students"],
+        site='"><img src=x onerror=alert(1)>',
+        jurisdiction="CA",
+    )
+
+
+CASES = {
+    "students": (CATALOG.profiles_for(["students"]), None, NOTE),
+    "researchers": (CATALOG.profiles_for(["researchers"]), "h100-full", NOTE),
+    "nobody": ([], None, ""),
+    "script": ([evil_profile()], None, f"note {EVIL}"),
+}
+
+
+def radio_values(page: str) -> list[str]:
+    return re.findall(r'<input[^>]*name="profile"[^>]*value="([^"]*)"', page)
+
+
+def checked_value(page: str) -> str | None:
+    m = re.search(r'<input[^>]*value="([^"]*)" checked>', page)
+    return m.group(1) if m else None
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_form_matches_snapshot(case):
+    profiles, selected, note = CASES[case]
+    page = render_spawn_form(profiles, selected=selected, host_note=note)
+    path = SNAPSHOTS / f"{case}.html"
+    if os.environ.get("SCIP_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page)
+    assert path.exists(), f"no snapshot {path}: run with SCIP_UPDATE_SNAPSHOTS=1 and review it"
+    assert page == path.read_text()
+
+
+@pytest.mark.parametrize(
+    "groups, slugs",
+    [
+        (["students"], ["cpu-small", "mig-1g-10gb"]),
+        (["instructors"], ["cpu-small", "mig-1g-10gb", "mig-3g-40gb"]),
+        (["researchers"], ["cpu-small", "mig-1g-10gb", "mig-3g-40gb", "h100-full"]),
+        (["strangers"], []),
+    ],
+)
+def test_form_offers_exactly_the_allowed_profiles(groups, slugs):
+    assert radio_values(render_spawn_form(CATALOG.profiles_for(groups))) == slugs
+
+
+@pytest.mark.parametrize(
+    "selected, checked",
+    [(None, "cpu-small"), ("mig-1g-10gb", "mig-1g-10gb"), ("h100-full", "cpu-small"), ("<script>", "cpu-small")],
+)
+def test_form_checks_previous_choice_only_if_allowed(selected, checked):
+    page = render_spawn_form(CATALOG.profiles_for(["students"]), selected=selected)
+    assert checked_value(page) == checked
+    assert page.count(" checked") == 1
+
+
+def test_script_profile_is_escaped_everywhere():
+    page = render_spawn_form([evil_profile()], host_note=EVIL)
+    assert "<script>" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; friends" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_form_shows_resources_and_gpu():
+    page = render_spawn_form([CATALOG.get("mig-1g-10gb"), CATALOG.get("h100-full")])
+    assert "H100 MIG slice 1g.10gb" in page
+    assert "1 × H100 (full GPU)" in page
+    assert "CPU: 1 core guaranteed, up to 4 cores" in page
+    assert "Memory: 8 GB guaranteed, up to 16 GB" in page
