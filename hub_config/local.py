@@ -68,5 +68,35 @@ if hub.admin_token:
     roles.append({"name": "admin", "services": [ADMIN_SERVICE]})
 
 # --- 6. Courses (groups, roles, launch links) ------------------------------------------------------
+# >>> courses block (owned by scip_jupyter/courses; see docs/courses.md) >>>
+# Course groups and instructor roles at start, the launch link /hub/scip/course/<id>/launch,
+# the `scip-courses` service (instructor view, keeps course groups in step with the registry),
+# course-granted profiles for the spawner, and SCIP_COURSES_FILE for the servers.
+# $SCIP_COURSES_FILE overrides the registry file.
+import os as _os  # noqa: E402
+
+from scip_jupyter.courses.hub import configure as _configure_courses  # noqa: E402
+from scip_jupyter.embedded import free_port as _free_port  # noqa: E402
+
+_configure_courses(
+    c,
+    _os.environ.get("SCIP_COURSES_FILE") or hub.root / "hub_config" / "courses.yaml",
+    groups=groups,
+    roles=roles,
+    services=services,
+    homes=hub.homes,
+    service_port=_free_port(),
+    service_token=read_or_create_secret(hub.private / "courses-service-token", lambda: secrets.token_hex(32))[0],
+    public_url=hub.public_url,
+)
+# <<< courses block <<<
 
 # --- 7. ARC bridge (post_stop_hook cancelling a stopped server's Slurm jobs) -----------------------
+# >>> ARC jobs block (owned by scip_jupyter/arc/hub_hooks.py; see docs/arc-jobs.md) >>>
+# When a server stops, dies or is culled, cancel the Slurm jobs tagged for it; the
+# `scip-arc-reconcile` service cancels, at hub start-up and every 5 minutes, jobs
+# tagged for this hub's users whose server is not running.
+from scip_jupyter.arc.hub_hooks import configure_hub as _configure_arc_jobs  # noqa: E402
+
+_configure_arc_jobs(c, presets=["local-slurm"], every=300)
+# <<< ARC jobs block <<<

@@ -55,9 +55,25 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     def scip_user_groups(self) -> set[str]:
         return {g.name for g in getattr(self.user, "groups", [])}
 
+    courses_path = Unicode(
+        "",
+        config=True,
+        help="""Path to the course registry YAML (see hub_config/courses.yaml); empty: no courses.
+
+        An active course grants its profiles to its students and instructors; an
+        ended one grants nothing (the file is re-read when it changes).
+
+        c.SCIPSpawnerMixin.courses_path = "/etc/scip/courses.yaml"
+        """,
+    )
+
     def scip_extra_profiles(self) -> set[str]:
-        """Profile slugs granted by something other than groups (courses hook here)."""
-        return set()
+        """Profile slugs granted by something other than groups: the user's active courses."""
+        if not self.courses_path:
+            return set()
+        from .courses.hub import extra_profiles
+
+        return extra_profiles(self.courses_path, self.user.name, self.scip_user_groups())
 
     def scip_allowed_profiles(self) -> list[Profile]:
         return allowed_profiles(self.catalog, self.scip_user_groups(), self.scip_extra_profiles())

@@ -150,7 +150,7 @@ class ARCCluster(SLURMCluster):
         tags: JobTags | None = None,
         transport: Transport | None = None,
         array: bool = True,
-        coalesce_window: float = 0.2,
+        coalesce_window: float = 0.1,
         security: Security | None = None,
         **kwargs,
     ):
@@ -205,6 +205,13 @@ class ARCCluster(SLURMCluster):
         )
         if self.request.workers:
             self.scale(self.request.workers)
+
+    def job_script(self) -> str:
+        """The script a new worker gets (with the contact address workers are given)."""
+        contact = getattr(self.scheduler, "contact_address", None) if self.scheduler else None
+        if contact:
+            return self.job_cls(contact, name="dummy-name", **self._job_kwargs).job_script()
+        return super().job_script()
 
     # ------------------------------------------------------------ registry
 

@@ -6,9 +6,11 @@ covers the rest, without trusting any registry file (a `kill -9` can lose it):
 * `post_stop_hook(spawner)` (set as `c.Spawner.post_stop_hook`): when a server
   stops, dies or is culled, cancel every job whose `--comment` tags name that
   user and server.
-* `reconcile(running)`: cancel every tagged job whose server is not running.
-  Run at hub start-up (and periodically) by the `scip-arc-reconcile` hub service
-  (`scip-jupyter arc reconcile --hub`), which asks the hub API which servers run.
+* `reconcile(running, only_users)`: cancel every tagged job whose server is not
+  running. Run at hub start-up (and periodically) by the `scip-arc-reconcile`
+  hub service (`scip-jupyter arc reconcile --hub`), which asks the hub API which
+  servers run. Only jobs of users the hub knows are considered: jobs tagged for
+  anyone else (another hub, a notebook outside any hub) are not this hub's to cancel.
 
 The hub reaches each cluster through the preset's transport. This only works
 where the hub's account may cancel users' jobs: the local Slurm (hub as root or
@@ -132,7 +134,7 @@ class ARCCleanup(LoggingConfigurable):
 
         results = await asyncio.gather(*(one(p) for p in self.presets), return_exceptions=True)
         done = {}
-        for preset, result in zip(self.presets, results):
+        for preset, result in zip(self.presets, results, strict=True):
             if isinstance(result, BaseException):
                 self.log.error("ARC: cleaning up jobs on %s failed: %s", preset, result)
             else:
@@ -163,12 +165,13 @@ def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None
 # ---------------------------------------------------------------- hub start-up
 
 
-def running_servers_from_hub(api_url: str, token: str, timeout: float = 30) -> set[tuple[str, str]]:
-    """(user, server) pairs the hub has running or starting, paging through GET /users?state=active."""
+def servers_from_hub(api_url: str, token: str, timeout: float = 30) -> tuple[set[tuple[str, str]], set[str]]:
+    """What the hub knows: ((user, server) pairs running or starting, every user name), paging GET /users."""
     running: set[tuple[str, str]] = set()
+    users: set[str] = set()
     offset, limit = 0, 200
     while True:
-        query = urllib.parse.urlencode({"state": "active", "offset": offset, "limit": limit})
+        query = urllib.parse.urlencode({"offset": offset, "limit": limit})
         req = urllib.request.Request(
             f"{api_url.rstrip('/')}/users?{query}",
             headers={"Authorization": f"token {token}", "Accept": "application/jupyterhub-pagination+json"},
@@ -177,11 +180,12 @@ def running_servers_from_hub(api_url: str, token: str, timeout: float = 30) -> s
             page = json.load(resp)
         items = page["items"] if isinstance(page, dict) else page
         for user in items:
-            for name in (user.get("servers") or {}):
+            users.add(user["name"])
+            for name in (user.get("servers") or {}):  # active servers only (ready or pending)
                 running.add(server_key(user["name"], name))
         nxt = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None
         if not nxt:
-            return running
+            return running, users
         offset = nxt["offset"]
 
 

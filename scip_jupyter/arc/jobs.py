@@ -168,7 +168,7 @@ class ArrayBatcher:
     def __init__(
         self,
         transport: Transport,
-        window: float = 0.05,
+        window: float = 0.02,
         throttle: int | None = None,
         on_submitted: Callable[[str, list[int]], None] | None = None,
         on_finished: Callable[[str], None] | None = None,

@@ -17,10 +17,9 @@ import os
 import sys
 import time
 
-from .hub_hooks import ARCCleanup, orphans_of, running_servers_from_hub, server_key
+from .hub_hooks import ARCCleanup, orphans_of, server_key, servers_from_hub
 from .registry import JobRegistry
 from .server_jobs import NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
-from .states import jobs_of_server
 from .tags import JobTags
 
 
@@ -126,7 +125,8 @@ class ReconcileCommand:
         parser.add_argument("--running", action="append", default=[], metavar="USER/SERVER",
                             help="a server that runs (repeatable); its jobs are kept")
         parser.add_argument("--hub", action="store_true",
-                            help="ask the hub which servers run ($JUPYTERHUB_API_URL, $JUPYTERHUB_API_TOKEN)")
+                            help="ask the hub which servers run ($JUPYTERHUB_API_URL, $JUPYTERHUB_API_TOKEN); "
+                            "only jobs of the hub's users are considered")
         parser.add_argument("--every", type=float, default=0, help="repeat every N seconds (as a hub service)")
         parser.add_argument("--only-user", action="append", default=None, metavar="USER",
                             help="consider only this user's jobs (repeatable; default: every user)")
@@ -159,10 +159,12 @@ def _reconcile_once(cleanup: ARCCleanup, running: set, args) -> int:
     only = set(args.only_user) if args.only_user else None
     if args.hub:
         try:
-            now_running |= running_servers_from_hub(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+            hub_running, hub_users = servers_from_hub(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
         except Exception as exc:  # never cancel on a guess: no hub answer, no cancelling
             print(f"reconcile: the hub did not say which servers run ({exc}); nothing cancelled", file=sys.stderr, flush=True)
             return 1
+        now_running |= hub_running
+        only = hub_users if only is None else only & hub_users
     if args.dry_run:
         for preset in cleanup.presets:
             for key, ids in orphans_of(asyncio.run(cleanup.queue(preset)), now_running, only).items():
@@ -174,4 +176,4 @@ def _reconcile_once(cleanup: ARCCleanup, running: set, args) -> int:
     return 0 if len(done) == len(cleanup.presets) else 1
 
 
-__all__ = ["JobsCommand", "CancelCommand", "ReconcileCommand", "jobs_of_server"]
+__all__ = ["JobsCommand", "CancelCommand", "ReconcileCommand"]

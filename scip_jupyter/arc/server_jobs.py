@@ -139,7 +139,7 @@ class ServerJobs:
 
     # ------------------------------------------------------------ cancelling
 
-    async def cancel(self, job_id: str) -> JobState | None:
+    async def cancel(self, job_id: str) -> None:
         """Cancel one job (or array task) of this server; NotThisServersJob otherwise."""
         job_id = check_job_id(job_id)
         base = job_id.split("_")[0]
@@ -155,7 +155,6 @@ class ServerJobs:
         await self._scancel(preset, [job_id])
         if job_id == base:
             self.registry.forget(job_id)
-        return None
 
     async def cancel_all(self) -> dict[str, list[str]]:
         """Cancel every job of this server on every cluster it used (the shutdown hook).
@@ -167,7 +166,7 @@ class ServerJobs:
         presets = self._presets_in_use(records)
         results = await asyncio.gather(*(self._cancel_all_one(p, records) for p in presets), return_exceptions=True)
         done: dict[str, list[str]] = {}
-        for preset, result in zip(presets, results):
+        for preset, result in zip(presets, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("cancelling the jobs of %s/%s on %s failed: %s", self.tags.user, self.tags.server, preset, result)
             else:

@@ -240,12 +240,14 @@ class SSHTransport(Transport):
 
     kind = "ssh"
 
-    def __init__(self, cluster: str, target: SSHTarget, connect_timeout: float = 15.0, **kwargs):
+    def __init__(self, cluster: str, target: SSHTarget, connect_timeout: float = 15.0, max_channels: int = 8, **kwargs):
         super().__init__(cluster, **kwargs)
         self.target = target
         self.connect_timeout = connect_timeout
-        self._conns: dict[int, object] = {}  # event loop id -> connection (one per loop)
-        self._lock = threading.Lock()
+        # sshd allows MaxSessions (default 10) channels per connection: stay below it.
+        self.max_channels = max_channels
+        self._conns: dict[int, tuple[object, asyncio.Semaphore]] = {}  # event loop id -> (connection, channel slots)
+        self._connecting: dict[int, asyncio.Lock] = {}
 
     def default_hint(self) -> str:
         return "that the login/automation node is reachable with your key and that slurmctld answers there (`scontrol ping`)"
@@ -264,12 +266,20 @@ class SSHTransport(Transport):
         return shlex.join(argv)
 
     async def _connection(self):
+        loop_id = id(asyncio.get_running_loop())
+        lock = self._connecting.setdefault(loop_id, asyncio.Lock())
+        async with lock:  # concurrent first calls share one connection
+            entry = self._conns.get(loop_id)
+            if entry is not None and not entry[0].is_closed():
+                return entry
+            conn = await self._connect()
+            entry = (conn, asyncio.Semaphore(self.max_channels))
+            self._conns[loop_id] = entry
+            return entry
+
+    async def _connect(self):
         import asyncssh
 
-        loop_id = id(asyncio.get_running_loop())
-        conn = self._conns.get(loop_id)
-        if conn is not None and not conn.is_closed():
-            return conn
         t = self.target
         options = dict(
             host=t.host,
@@ -289,17 +299,17 @@ class SSHTransport(Transport):
                 self.cluster, "ssh", f"cannot connect to {t.user + '@' if t.user else ''}{t.host}:{t.port}: {exc}",
                 self.hint,
             ) from None
-        self._conns[loop_id] = conn
         return conn
 
     async def _run(self, argv, stdin, timeout):
         import asyncssh
 
         command = self.command_line(argv)
-        conn = await self._connection()
+        conn, slots = await self._connection()
         try:
             # The caller's asyncio.wait_for bounds the time; cancelling closes the channel.
-            result = await conn.run(command, input=stdin, check=False)
+            async with slots:
+                result = await conn.run(command, input=stdin, check=False)
         except (OSError, asyncssh.Error) as exc:
             self._conns.pop(id(asyncio.get_running_loop()), None)
             raise SlurmUnavailable(self.cluster, argv[0], f"ssh channel failed: {exc}", self.hint) from None
@@ -307,10 +317,10 @@ class SSHTransport(Transport):
         return code, str(result.stdout or ""), str(result.stderr or "")
 
     async def close(self) -> None:
-        conn = self._conns.pop(id(asyncio.get_running_loop()), None)
-        if conn is not None:
-            conn.close()
-            await conn.wait_closed()
+        entry = self._conns.pop(id(asyncio.get_running_loop()), None)
+        if entry is not None:
+            entry[0].close()
+            await entry[0].wait_closed()
 
     def describe(self) -> str:
         t = self.target

@@ -105,6 +105,44 @@ def extra_profiles(registry_file: str | os.PathLike, username: str, groups: Iter
     return registry.granted_profiles(username, groups, today or _today())
 
 
+def access_scopes_for(registry: Registry, user_groups: Iterable[str]) -> list[str]:
+    """Scopes a student's server accepts besides its owner's: the instructors' course-group scope.
+
+    JupyterHub's single-user servers do not resolve `!group=` filters themselves
+    (jupyterhub.services.auth.check_scopes), so a server of a course's student
+    also accepts `access:servers!group=course-<id>-students` -- exactly the scope
+    the course's instructor role holds.
+    """
+    groups = set(user_groups)
+    return [f"access:servers!group={c.students_group}" for c in registry.courses if c.students_group in groups]
+
+
+def group_overrides(registry_file: str, existing=None):
+    """A `c.Spawner.group_overrides` callable adding `access_scopes_for` to each server (live registry)."""
+
+    async def overrides(spawner) -> dict:
+        out: dict = {}
+        if callable(existing):
+            from jupyterhub.utils import maybe_future
+
+            out.update(await maybe_future(existing(spawner)))
+        elif isinstance(existing, dict):
+            out.update(existing)
+        groups = [g.name for g in spawner.user.groups]
+        try:
+            extra = access_scopes_for(cached_registry(registry_file), groups)
+        except (OSError, ValueError):
+            extra = []
+        if extra:
+            out["90-scip-course-instructors"] = {
+                "groups": groups,
+                "spawner_override": {"oauth_access_scopes": lambda sp: sorted(set(sp.oauth_access_scopes) | set(extra))},
+            }
+        return out
+
+    return overrides
+
+
 def configure(
     c,
     registry_file: str | os.PathLike,
@@ -116,7 +154,6 @@ def configure(
     service_port: int,
     service_token: str,
     public_url: str = "",
-    spawner_class: str = "SCIPLocalSpawner",
 ) -> Registry:
     """Wire courses into a JupyterHub config (see the module docstring); returns the registry."""
     from .launch import CourseLaunchHandler
@@ -148,9 +185,15 @@ def configure(
         }
     )
     c.JupyterHub.extra_handlers = [
-        *c.JupyterHub.extra_handlers,
+        *_configured(c.JupyterHub, "extra_handlers", []),
         (LAUNCH_PATTERN, CourseLaunchHandler, {"registry_file": registry_file}),
     ]
-    getattr(c, spawner_class).courses_path = registry_file
-    c.Spawner.environment = {**c.Spawner.environment, COURSES_ENV: registry_file}
+    c.Spawner.group_overrides = group_overrides(registry_file, _configured(c.Spawner, "group_overrides", None))
+    c.SCIPSpawnerMixin.courses_path = registry_file
+    c.Spawner.environment = {**_configured(c.Spawner, "environment", {}), COURSES_ENV: registry_file}
     return registry
+
+
+def _configured(section, name: str, default):
+    """A value already set in a traitlets config section, else `default` (never a lazy placeholder)."""
+    return section[name] if name in section else default

@@ -19,6 +19,8 @@ import logging
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from traitlets import List, Unicode
+from traitlets.config import Configurable
 
 from scip_jupyter.arc.registry import JobRegistry
 from scip_jupyter.arc.server_jobs import JOB_ID_HELP, NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
@@ -30,6 +32,19 @@ SETTINGS_KEY = "scip_arc_jobs"
 AUTH_RESOURCE = "kernels"
 
 
+class ARCServerSettings(Configurable):
+    """Settings of the ARC part of the server extension."""
+
+    presets = List(
+        Unicode(),
+        config=True,
+        help="""Presets whose clusters are searched for this server's jobs by tag, even when
+        the registry records none there (the registry's own presets are always searched).
+        Only list clusters this server can reach cheaply: the shutdown hook asks each one.
+        Example: c.ARCServerSettings.presets = ["local-slurm"]""",
+    )
+
+
 def server_jobs(serverapp) -> ServerJobs:
     """The one ServerJobs of this server (created on first use)."""
     settings = serverapp.web_app.settings
@@ -38,6 +53,7 @@ def server_jobs(serverapp) -> ServerJobs:
             tags=JobTags.from_environment(),
             registry=JobRegistry.default(),
             transport_for=preset_transport,
+            presets=ARCServerSettings(config=serverapp.config).presets,
             config=serverapp.config,
         )
     return settings[SETTINGS_KEY]

@@ -238,3 +238,23 @@ def test_local_slurm_preset_matches_the_running_cluster(slurm_cluster):
     gres = slurm_cluster.run("sinfo", "-h", "-o", "%G")
     for gpu_type in preset.gpu_types:
         assert f"gpu:{gpu_type}:" in gres, gres
+
+
+def test_workers_use_the_presets_contact_address(slurm_cluster, counted, server):
+    """connect-back: the scheduler listens on listen_host, workers are told contact_host."""
+    base = PRESETS.get("local-slurm")
+    preset = base.model_copy(update={"network": base.network.model_copy(update={"contact_host": "localhost"})})
+    presets = PRESETS.model_copy(update={"clusters": [preset]})
+    cluster = make_cluster(server, presets=presets)
+    try:
+        contact = cluster.scheduler.contact_address
+        assert contact.startswith("tls://localhost:")
+        assert f" {contact} " in cluster.job_script()
+        cluster.scale(1)
+        with Client(cluster) as client:
+            client.wait_for_workers(1, timeout=120)
+            assert client.submit(lambda: 7 * 6).result() == 42
+        assert f" {contact} " in cluster.workers["ARCCluster-0"].job_script()
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)

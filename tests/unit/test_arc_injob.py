@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from scip_jupyter.arc.injob import (
-    ERROR, EXIT_CODE, RESULT, SIGNALLED, STATUS, InJobSpec, decide_status, encode_payload, injob_script,
-)  # fmt: skip
+from scip_jupyter.arc.injob import ERROR, EXIT_CODE, RESULT, SIGNALLED, STATUS, InJobSpec, decide_status, encode_payload, injob_script
 from scip_jupyter.arc.states import JobState, Phase
 from scip_jupyter.arc.tags import JobTags
 

@@ -1,0 +1,101 @@
+"""The course launch link, served by the hub: `/hub/scip/course/<id>/launch?notebook=<path>`.
+
+For a logged-in user enrolled in an active course it
+
+1. makes sure the user is in the course's hub group (membership "at login");
+2. starts their server with the course's profile, through the hub's own spawn
+   page (`/hub/spawn/<user>?opt-profile=...&opt-course=<id>`), so the spawner
+   validates the choice and the progress page shows; a running server is reused;
+3. lands on the server extension's `/user/<name>/scip/api/course/launch`, which
+   syncs the material and opens the notebook in JupyterLab.
+
+Refusals name the reason: unknown course (404), not enrolled, course not active
+(403), course allocation full (429), bad notebook path (400).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jupyterhub import orm
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httputil import url_concat
+
+from ..config import ConfigError
+from .registry import Course, cached_registry
+from .student import CourseRequestError, check_notebook
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def running_for_course(db, course_id: str) -> int:
+    """Servers running (or starting) now that were launched for this course."""
+    count = 0
+    for spawner in db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None)):
+        if (spawner.user_options or {}).get("course") == course_id:
+            count += 1
+    return count
+
+
+class CourseLaunchHandler(BaseHandler):
+    def initialize(self, registry_file: str):
+        self.registry_file = registry_file
+
+    def _course(self, course_id: str) -> Course:
+        try:
+            registry = cached_registry(self.registry_file)
+        except ConfigError as exc:
+            raise web.HTTPError(500, f"course registry: {exc}") from None
+        course = registry.get(course_id)
+        if course is None:
+            raise web.HTTPError(404, f"course: no course {course_id!r}")
+        return course
+
+    def _ensure_member(self, user, course: Course) -> None:
+        name = course.instructors_group if course.is_instructor(user.name) else course.students_group
+        group = orm.Group.find(self.db, name)
+        if group is None:
+            group = orm.Group(name=name, properties={"scip.course": course.id})
+            self.db.add(group)
+        if group not in user.orm_user.groups:
+            user.orm_user.groups.append(group)
+            self.log.info("course %s: added %s to group %s", course.id, user.name, name)
+        self.db.commit()
+
+    @web.authenticated
+    async def get(self, course_id: str):
+        user = self.current_user
+        course = self._course(course_id)
+        try:
+            notebook = check_notebook(self.get_argument("notebook", ""))
+        except CourseRequestError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        groups = [g.name for g in user.groups]
+        if not (course.is_student(user.name, groups) or course.is_instructor(user.name)):
+            raise web.HTTPError(403, f"course: you are not enrolled in {course.id}; ask its instructors")
+        state = course.state(_today())
+        if state != "active":
+            when = f"ended on {course.end}" if state == "ended" else f"starts on {course.start}"
+            raise web.HTTPError(403, f"course: {course.id} {when}; its launch link starts no server now")
+        self._ensure_member(user, course)
+
+        args = {"course": course.id}
+        if notebook:
+            args["notebook"] = notebook
+        next_url = url_concat(url_path_join(user.url, "scip/api/course/launch"), args)
+        spawner = user.spawner
+        if spawner.ready:
+            self.redirect(next_url)
+            return
+        if spawner.active:  # starting or stopping: the hub's pending page waits, then goes on
+            self.redirect(url_concat(url_path_join(self.hub.base_url, "spawn-pending", user.escaped_name), {"next": next_url}))
+            return
+        limit = course.allocation.max_concurrent_servers
+        if limit and running_for_course(self.db, course.id) >= limit:
+            raise web.HTTPError(429, f"course: {course.id} already runs {limit} servers (allocation max_concurrent_servers); try again later")
+        spawn = url_path_join(self.hub.base_url, "spawn", user.escaped_name)
+        self.redirect(url_concat(spawn, {"opt-profile": course.default_profile, "opt-course": course.id, "next": next_url}))

@@ -1,0 +1,212 @@
+"""The `scip-courses` hub service: instructor view, CSV export, course groups kept in step.
+
+Started by JupyterHub (a managed service, see hub.py `configure`) as
+`python -m scip_jupyter.courses.service`, reachable at `/services/scip-courses/`:
+
+    /services/scip-courses/                  courses the signed-in instructor teaches
+    /services/scip-courses/course/<id>       per student: server, last activity, material version,
+                                             update available, edited files, notebooks opened/executed,
+                                             and the launch links
+    /services/scip-courses/course/<id>.csv   the same as CSV
+
+Sign-in is the hub's OAuth; only the course's instructors (and hub admins)
+see a course. Every `SCIP_COURSE_GROUP_SYNC` seconds (default 30) the service
+brings the course groups in line with the registry through the hub's REST
+API, so a registry edit takes effect without a hub restart. Student folders
+are read as their owner (runas.py), never as root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from urllib.parse import quote, urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from ..config import ConfigError
+from .cli import launch_url
+from .ops import Homes, current_snapshot, status_student, today
+from .registry import COURSES_ENV, Course, Registry, cached_registry
+from .view import group_changes, make_rows, render_course, render_csv, render_index
+
+log = logging.getLogger("scip.courses.service")
+SYNC_ENV = "SCIP_COURSE_GROUP_SYNC"
+
+
+class HubAPI:
+    """The few hub REST calls the service makes, with its own token."""
+
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url.rstrip("/"), token
+        self.client = AsyncHTTPClient()
+
+    async def call(self, method: str, path: str, body=None):
+        req = HTTPRequest(
+            self.url + path, method=method,
+            headers={"Authorization": f"token {self.token}", "Accept": "application/jupyterhub-pagination+json"},
+            body=None if body is None else json.dumps(body), allow_nonstandard_methods=True, request_timeout=30,
+        )
+        resp = await self.client.fetch(req)
+        return json.loads(resp.body) if resp.body else None
+
+    async def users(self) -> dict[str, dict]:
+        out, offset = {}, 0
+        while True:
+            page = await self.call("GET", f"/users?offset={offset}&limit=200")
+            items = page["items"] if isinstance(page, dict) else page
+            for u in items:
+                out[u["name"]] = u
+            if isinstance(page, dict) and page.get("_pagination", {}).get("next"):
+                offset += len(items)
+                continue
+            return out
+
+    async def groups(self) -> dict[str, list[str]]:
+        out, offset = {}, 0
+        while True:
+            page = await self.call("GET", f"/groups?offset={offset}&limit=200")
+            items = page["items"] if isinstance(page, dict) else page
+            for g in items:
+                out[g["name"]] = list(g.get("users", []))
+            if isinstance(page, dict) and page.get("_pagination", {}).get("next"):
+                offset += len(items)
+                continue
+            return out
+
+
+async def sync_groups(api: HubAPI, registry: Registry) -> list:
+    """One pass: make every course group hold exactly the registry's members. Returns the changes made."""
+    from .hub import desired_members
+
+    groups = await api.groups()
+    users = await api.users()
+    changes = group_changes(desired_members(registry, groups), groups, users)
+    for ch in changes:
+        path = f"/groups/{quote(ch.group)}"
+        if ch.action == "create":
+            await api.call("POST", path, {})
+        elif ch.action == "add":
+            await api.call("POST", path + "/users", {"users": list(ch.users)})
+        else:
+            await api.call("DELETE", path + "/users", {"users": list(ch.users)})
+        log.info("course groups: %s %s %s", ch.action, ch.group, ", ".join(ch.users))
+    return changes
+
+
+class _Base(HubOAuthenticated, web.RequestHandler):
+    @property
+    def registry(self) -> Registry:
+        try:
+            return cached_registry(self.settings["registry_file"])
+        except ConfigError as exc:
+            raise web.HTTPError(500, f"course registry: {exc}") from None
+
+    def who(self) -> dict:
+        return self.get_current_user() or {}
+
+    def taught(self) -> list[Course]:
+        user = self.who()
+        return [c for c in self.registry.courses if user.get("admin") or c.is_instructor(user.get("name", ""))]
+
+    def course_for_instructor(self, course_id: str) -> Course:
+        course = self.registry.get(course_id)
+        if course is None:
+            raise web.HTTPError(404, f"course: no course {course_id!r}")
+        if course not in self.taught():
+            raise web.HTTPError(403, f"course: {self.who().get('name')} does not teach {course.id}")
+        return course
+
+    async def table(self, course: Course):
+        api: HubAPI = self.settings["hub_api"]
+        users = await api.users()
+        groups = await api.groups()
+        names = course.student_names(groups)
+        snap = await asyncio.to_thread(current_snapshot, self.registry, course)
+        homes: Homes = self.settings["homes"]
+        statuses = await asyncio.to_thread(lambda: [status_student(course, snap, homes, n) for n in names])
+        notebooks = sorted(p for p in snap.files if p.endswith(".ipynb"))
+        return snap, notebooks, make_rows(statuses, users)
+
+
+class IndexHandler(_Base):
+    @web.authenticated
+    def get(self):
+        courses = [
+            {"id": c.id, "title": c.title, "state": c.state(today()), "start": c.start, "end": c.end,
+             "students": ", ".join([*c.students.users, *(f"group {g}" for g in c.students.groups)])}
+            for c in self.taught()
+        ]
+        self.finish(render_index(courses, self.who().get("name", ""), self.settings["prefix"]))
+
+
+class CourseHandler(_Base):
+    @web.authenticated
+    async def get(self, course_id: str):
+        course = self.course_for_instructor(course_id)
+        snap, notebooks, rows = await self.table(course)
+        public = self.settings["public_url"]
+        links = [("course", launch_url(public, course.id))] + [(nb, launch_url(public, course.id, nb)) for nb in notebooks]
+        self.finish(render_course(course, course.state(today()), snap.version, notebooks, rows, links, self.settings["prefix"]))
+
+
+class CSVHandler(_Base):
+    @web.authenticated
+    async def get(self, course_id: str):
+        course = self.course_for_instructor(course_id)
+        snap, notebooks, rows = await self.table(course)
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{course.id}-progress.csv"')
+        self.finish(render_csv(snap.version, notebooks, rows))
+
+
+def make_app(registry_file: str, homes: Homes, public_url: str) -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scip-courses/")
+    api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    return web.Application(
+        [
+            (prefix, IndexHandler),
+            (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(prefix, r"course/([a-z0-9-]+)\.csv"), CSVHandler),
+            (url_path_join(prefix, r"course/([a-z0-9-]+)"), CourseHandler),
+        ],
+        cookie_secret=os.urandom(32),
+        hub_auth=HubOAuth(),
+        hub_api=api,
+        registry_file=registry_file,
+        homes=homes,
+        public_url=public_url or "",
+        prefix=prefix,
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s scip-courses] %(message)s")
+    registry_file = os.environ[COURSES_ENV]
+    homes = Homes.default(os.environ.get("SCIP_HOMES"))
+    public = os.environ.get("SCIP_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_URL", "")
+    app = make_app(registry_file, homes, public)
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app.listen(url.port, url.hostname or "127.0.0.1")
+    log.info("listening on %s:%s, registry %s", url.hostname, url.port, registry_file)
+
+    async def group_pass():
+        try:
+            await sync_groups(app.settings["hub_api"], cached_registry(registry_file))
+        except (ConfigError, HTTPClientError, OSError) as exc:  # keep serving; try again next pass
+            log.warning("course groups not synced: %s", exc)
+
+    interval = float(os.environ.get(SYNC_ENV, "30"))
+    IOLoop.current().add_callback(group_pass)
+    PeriodicCallback(group_pass, interval * 1000).start()
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

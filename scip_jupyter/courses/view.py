@@ -1,0 +1,137 @@
+"""The instructor view's pure parts: rows, HTML (jinja2, autoescaped), CSV, group changes.
+
+No I/O here: service.py gathers the hub's user models and each student's
+status, and calls these.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import jinja2
+
+from .progress import StudentStatus, notebook_state
+from .registry import Course
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+@dataclass
+class Row:
+    username: str
+    server: str
+    last_activity: str
+    version: str
+    update: str
+    edits: int
+    notebooks: list[str]
+    note: str = ""
+
+
+def make_rows(statuses: Iterable[StudentStatus], users: Mapping[str, dict]) -> list[Row]:
+    """One row per student from their folder status and their hub user model."""
+    rows = []
+    for st in statuses:
+        model = users.get(st.username) or {}
+        servers = model.get("servers") or {}
+        default = servers.get("")
+        server = "running" if default and default.get("ready") else "starting" if default else "stopped"
+        if not model:
+            server = "never logged in"
+        rows.append(
+            Row(
+                username=st.username,
+                server=server,
+                last_activity=str(model.get("last_activity") or ""),
+                version=st.delivered_version or "never synced",
+                update="yes" if st.update_available and st.delivered_version else "no",
+                edits=len(st.changed),
+                notebooks=[notebook_state(st, nb) for nb in st.notebooks],
+                note=st.error,
+            )
+        )
+    return rows
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_index(courses: list[dict], user: str, prefix: str) -> str:
+    return _env().get_template("course_index.html").render(courses=courses, user=user, prefix=prefix)
+
+
+def render_course(
+    course: Course, state: str, version: str, notebooks: list[str], rows: list[Row], links: list[tuple[str, str]],
+    prefix: str,
+) -> str:
+    return _env().get_template("course_view.html").render(
+        course=course, state=state, version=version, notebooks=notebooks, rows=rows, links=links, prefix=prefix
+    )
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula.
+
+    >>> _cell("=HYPERLINK(1)"), _cell("alice")
+    ("'=HYPERLINK(1)", 'alice')
+    """
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def render_csv(version: str, notebooks: list[str], rows: list[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["student", "server", "last_activity", "material_version", "current_version", "update_available",
+                     "edited_files", *notebooks, "note"])
+    for r in rows:
+        writer.writerow([_cell(v) for v in (r.username, r.server, r.last_activity, r.version, version, r.update,
+                                             r.edits, *r.notebooks, r.note)])
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class GroupChange:
+    group: str
+    action: str  # create | add | remove
+    users: tuple[str, ...] = ()
+
+
+def group_changes(
+    desired: Mapping[str, Iterable[str]], current: Mapping[str, Iterable[str]], existing_users: Iterable[str]
+) -> list[GroupChange]:
+    """What to do so course groups hold exactly the registry's members.
+
+    Users the hub does not know yet are left out (they are added when they
+    first use a launch link or at the next pass after they log in).
+
+    >>> group_changes({"course-x-students": ["a", "b"]}, {"course-x-students": ["b", "z"]}, ["a", "b", "z"])
+    [GroupChange(group='course-x-students', action='add', users=('a',)), GroupChange(group='course-x-students', action='remove', users=('z',))]
+    """
+    known = set(existing_users)
+    changes = []
+    for group in sorted(desired):
+        want = set(desired[group]) & known
+        if group not in current:
+            changes.append(GroupChange(group, "create"))
+            have: set[str] = set()
+        else:
+            have = set(current[group])
+        if want - have:
+            changes.append(GroupChange(group, "add", tuple(sorted(want - have))))
+        if have - want:
+            changes.append(GroupChange(group, "remove", tuple(sorted(have - want))))
+    return changes

@@ -1,0 +1,152 @@
+"""Courses in a real JupyterHub (`scip-jupyter up` with hub_config/local.py and hub_config/courses.yaml).
+
+The demo registry has `intro-gpu` (active; student1, instructor1; profile
+mig-1g-10gb) and `llm-finetune-2025` (ended; would grant mig-3g-40gb).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from scip_jupyter.courses.registry import Course, Registry
+from scip_jupyter.courses.service import HubAPI, sync_groups
+
+pytestmark = pytest.mark.hub
+LAUNCH = "/hub/scip/course/{}/launch"
+
+
+def _follow(hub, session: requests.Session, path: str, limit: int = 60) -> requests.Response:
+    """Follow redirects like a browser, waiting on the spawn-pending page; returns the last response."""
+    url = hub.url + path
+    for _ in range(limit):
+        r = session.get(url, allow_redirects=False, timeout=60)
+        if r.status_code in (301, 302, 303, 307):
+            loc = r.headers["Location"]
+            url = hub.url + loc if loc.startswith("/") else loc
+            if "/lab/tree/" in urlparse(url).path:
+                return r
+            continue
+        if r.status_code == 200 and "/hub/spawn-pending/" in url:
+            import time
+
+            time.sleep(1)
+            continue
+        return r
+    pytest.fail(f"too many redirects from {path}:\n{hub.log_tail()}")
+
+
+def _token(hub, user: str) -> dict:
+    r = hub.api("POST", f"/users/{user}/tokens", json={"note": "course tests", "expires_in": 3600})
+    r.raise_for_status()
+    return {"Authorization": f"token {r.json()['token']}"}
+
+
+@pytest.fixture(scope="module")
+def launched(hub):
+    """student1 followed the course launch link of intro-gpu (server running, material synced)."""
+    session = hub.login("student1")
+    last = _follow(hub, session, LAUNCH.format("intro-gpu") + "?notebook=01-getting-started.ipynb")
+    yield session, last
+    hub.stop_server("student1")
+
+
+def test_course_groups_and_instructor_role_are_loaded_at_start(hub):
+    students = hub.api("GET", "/groups/course-intro-gpu-students").json()
+    instructors = hub.api("GET", "/groups/course-intro-gpu-instructors").json()
+    assert students["users"] == ["student1"] and students["roles"] == []
+    assert instructors["users"] == ["instructor1"] and instructors["roles"] == ["course-intro-gpu-instructor"]
+
+
+def test_launch_link_starts_the_course_profile_and_opens_the_notebook(hub, launched):
+    _, last = launched
+    assert last.headers["Location"] == "/user/student1/lab/tree/courses/intro-gpu/01-getting-started.ipynb"
+    server = hub.user("student1")["servers"][""]
+    assert server["ready"] and server["user_options"] == {"profile": "mig-1g-10gb", "course": "intro-gpu"}
+    folder = hub.state_dir / "hub" / "home" / "student1" / "courses" / "intro-gpu"
+    assert (folder / "01-getting-started.ipynb").is_file() and (folder / ".scip-course.json").is_file()
+
+
+def test_instructor_reaches_their_students_server_and_nobody_else_does(hub, launched):
+    status = "/user/student1/scip/api/course/status?course=intro-gpu"
+    r = requests.get(hub.url + status, headers=_token(hub, "instructor1"), timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["username"] == "student1" and not r.json()["update_available"]
+    for other in ("researcher1",):
+        r = requests.get(hub.url + status, headers=_token(hub, other), allow_redirects=False, timeout=30)
+        assert r.status_code == 403, (other, r.status_code)
+    # the student sees only themselves in the hub
+    r = requests.get(hub.api_url + "/users", headers=_token(hub, "student1"), timeout=30)
+    assert r.status_code == 403
+
+
+def test_instructor_resets_a_student_through_the_hub(hub, launched):
+    folder = hub.state_dir / "hub" / "home" / "student1" / "courses" / "intro-gpu"
+    r = requests.post(hub.url + "/user/student1/scip/api/course/reset", json={"course": "intro-gpu"},
+                      headers=_token(hub, "instructor1"), timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["backup"].endswith(tuple(p.name for p in folder.parent.glob("intro-gpu.backup-*")))
+    assert (folder / "01-getting-started.ipynb").is_file()
+
+
+def test_instructor_view_lists_students_and_exports_csv(hub, launched):
+    s = hub.login("instructor1")
+    r = s.get(hub.url + "/services/scip-courses/course/intro-gpu", timeout=60)
+    assert r.status_code == 200, r.text
+    assert 'data-student="student1"' in r.text and "running" in r.text
+    assert "/hub/scip/course/intro-gpu/launch?notebook=01-getting-started.ipynb" in r.text
+    csv = s.get(hub.url + "/services/scip-courses/course/intro-gpu.csv", timeout=60)
+    assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    header, row = csv.text.splitlines()[:2]
+    assert header.startswith("student,server,last_activity,material_version") and row.startswith("student1,running,")
+
+
+@pytest.mark.parametrize("user", ["student1", "researcher1"])
+def test_instructor_view_is_closed_to_non_instructors(hub, user):
+    s = hub.login(user)
+    r = s.get(hub.url + "/services/scip-courses/course/intro-gpu", timeout=60)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "user, course, status, words",
+    [
+        ("researcher1", "intro-gpu", 403, "not enrolled in intro-gpu"),
+        ("student1", "llm-finetune-2025", 403, "llm-finetune-2025 ended on 2025-04-30"),
+        ("student1", "no-such-course", 404, "no course"),
+    ],
+)
+def test_launch_link_refusals_say_why(hub, user, course, status, words):
+    s = hub.login(user)
+    r = s.get(hub.url + LAUNCH.format(course), allow_redirects=False, timeout=30)
+    assert r.status_code == status and words in r.text
+
+
+def test_ended_course_no_longer_grants_its_profile(hub):
+    hub.stop_server("student1")
+    r = requests.post(hub.api_url + "/users/student1/server", json={"profile": "mig-3g-40gb"},
+                      headers=_token(hub, "student1"), timeout=60)
+    assert r.status_code == 403, r.text
+    assert "profile" in r.json()["message"] and "mig-1g-10gb" in r.json()["message"]
+    assert "" not in hub.user("student1")["servers"]
+
+
+def test_registry_changes_reach_the_hub_groups(hub):
+    """A course added to the registry while the hub runs: the service's pass creates its groups."""
+    api = HubAPI(hub.api_url, hub.token)
+    new = Course(id="pop-up", title="Pop-up workshop", instructors=["instructor1"],
+                 students={"users": ["student1"], "groups": ["researchers"]}, material={"path": "."},
+                 profiles=["cpu-small"], start=dt.date(2026, 1, 1), end=dt.date(2099, 1, 1))
+    try:
+        changes = asyncio.run(sync_groups(api, Registry(courses=[new])))
+        assert {(c.group, c.action) for c in changes} >= {("course-pop-up-students", "create"),
+                                                          ("course-pop-up-instructors", "create")}
+        assert sorted(hub.api("GET", "/groups/course-pop-up-students").json()["users"]) == ["researcher1", "student1"]
+        assert asyncio.run(sync_groups(api, Registry(courses=[new]))) == []  # a second pass changes nothing
+    finally:
+        for g in ("course-pop-up-students", "course-pop-up-instructors"):
+            hub.api("DELETE", f"/groups/{g}")
