@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 node_modules/.bin/configurable-http-proxy: package.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.bin/configurable-http-proxy
