@@ -89,7 +89,7 @@ class LauncherView(View):
             button.add_class(f"scip-launcher-{action}")
             button.on_click(lambda _b, action=action: self._on_action(action))
             p.buttons[action] = button
-        p.phase = w.Label()
+        p.phase = w.Label(layout=w.Layout(min_width="6em"))
         p.phase.add_class("scip-launcher-phase")
         p.message = w.Label()
         p.message.add_class("scip-launcher-message")
@@ -98,7 +98,7 @@ class LauncherView(View):
             w.HTML("<b>ARC launcher</b>"),
             *rows,
             w.HBox(list(p.buttons.values())),
-            w.HBox([p.phase, p.message]),
+            w.HBox([w.Label("Cluster state", layout=label_layout), p.phase, p.message]),
             p.monitor_box,
         ])
         box.add_class("scip-launcher")
@@ -193,6 +193,7 @@ class LauncherView(View):
         p, m = self.parts, self.model
         for error in p.errors.values():
             error.value = ""
+        before = m.message
         try:
             getattr(m, action)()
         except OptionsError as exc:
@@ -201,9 +202,9 @@ class LauncherView(View):
                 target.value = render("error.html", message=str(exc))
             else:
                 m.message = str(exc)
-        except Exception as exc:  # noqa: BLE001 - the model put the reason in `message`; never raise into the comm
-            if not m.message:
-                m.message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown in the page; never raised into the comm
+            if m.message == before:  # the model did not say why: say it here
+                m.message = f"{ACTIONS[action][0]} failed: {exc}"
 
     def close(self) -> None:
         if self._widget_cache is not None:

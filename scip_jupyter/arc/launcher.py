@@ -33,9 +33,9 @@ import os
 from typing import Any, Callable, Sequence
 
 from traitlets import Any as AnyTrait
-from traitlets import Float, HasTraits, Instance, Int, Unicode, validate
+from traitlets import Float, HasTraits, Instance, Int, Unicode, observe, validate
 
-from .monitor import JobMonitor, cluster_source, transport_canceller
+from .monitor import JobMonitor
 from .presets import ARCRequestError, ClusterPreset, PresetFile, ValidRequest, check_scale, validate_request
 
 #: The fields a person sets, in the order a form shows them.
@@ -49,10 +49,21 @@ def current_user() -> str:
 
 
 def configured_accounts(user: str) -> Callable[[ClusterPreset], list[str]]:
-    """The user's accounts on a preset from its configuration (`accounts.users`)."""
+    """The user's accounts on a preset, as ARCCluster finds them (`cluster.resolve_accounts`:
+    sacctmgr where the preset says so and the transport is local, else the preset's
+    `accounts.users`). Looked up once per preset: the form asks often."""
+    cache: dict[str, list[str]] = {}
 
     def accounts(preset: ClusterPreset) -> list[str]:
-        return preset.accounts.configured_for(user)
+        if preset.name not in cache:
+            if preset.accounts.source == "sacctmgr":
+                from .cluster import resolve_accounts
+                from .transport import transport_for
+
+                cache[preset.name] = resolve_accounts(preset, user, transport_for(preset))
+            else:
+                cache[preset.name] = preset.accounts.configured_for(user)
+        return list(cache[preset.name])
 
     return accounts
 
@@ -193,6 +204,12 @@ class LauncherModel(HasTraits):
         normalised = {"partition": valid.partition or "", "gpu_type": valid.gpu_type or "", "walltime": valid.walltime}
         return normalised.get(name, value)
 
+    @observe(*FIELDS)
+    def _follow(self, change):
+        """After a plain assignment, dependent fields follow as they do with ``set``."""
+        if not self._applying:
+            self._apply(self.check(change["name"], change["new"]))
+
     # ------------------------------------------------------------ actions
 
     def _require(self, *phases: str) -> None:
@@ -237,19 +254,9 @@ class LauncherModel(HasTraits):
         return args | self.cluster_kwargs
 
     def _monitor_for(self, cluster: Any) -> JobMonitor | None:
-        transport = getattr(cluster, "transport", None)
-        if transport is None:
+        if getattr(cluster, "transport", None) is None:
             return None
-        from .poller import JobPoller
-
-        poller = JobPoller(transport, cluster=self.preset, interval=self.poll_interval)
-        return JobMonitor(
-            cluster_source(cluster, poller),
-            transport_canceller(transport, poller),
-            cluster=cluster,
-            preset=self.preset,
-            interval=self.refresh_interval,
-        )
+        return JobMonitor.for_cluster(cluster, poll_interval=self.poll_interval, preset=self.preset, interval=self.refresh_interval)
 
     def scale(self, workers: int | None = None) -> None:
         """Scale the running cluster to `workers` (default: the workers field)."""

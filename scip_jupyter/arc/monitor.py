@@ -299,6 +299,35 @@ class JobMonitor(HasTraits):
         self.clock = clock
         self.refreshes = 0
 
+    @classmethod
+    def for_cluster(cls, cluster: Any, poll_interval: float = 30.0, **kwargs) -> "JobMonitor":
+        """Monitor one ARCCluster's jobs through its own transport (squeue at most every `poll_interval` s)."""
+        from .poller import JobPoller
+
+        poller = JobPoller(cluster.transport, cluster=getattr(getattr(cluster, "preset", None), "name", ""), interval=poll_interval)
+        kwargs.setdefault("preset", getattr(getattr(cluster, "preset", None), "name", ""))
+        return cls(cluster_source(cluster, poller), transport_canceller(cluster.transport, poller), cluster=cluster, **kwargs)
+
+    @classmethod
+    def for_server(cls, preset: Any, user: str = "", server: str = "", poll_interval: float = 30.0, **kwargs) -> "JobMonitor":
+        """Monitor every job this notebook server started on a preset (found by their --comment tags),
+        whichever kernel started them."""
+        from .poller import JobPoller
+        from .states import jobs_of_server
+        from .tags import JobTags
+        from .transport import transport_for
+
+        here = JobTags.from_environment()
+        user, server = user or here.user, server or here.server
+        transport = transport_for(preset)
+        poller = JobPoller(transport, cluster=preset.name, interval=poll_interval)
+
+        async def source() -> list[JobState]:
+            return jobs_of_server(await poller.jobs(), user, server)
+
+        kwargs.setdefault("preset", preset.name)
+        return cls(source, transport_canceller(transport, poller), **kwargs)
+
     async def refresh(self) -> list[JobState]:
         """Ask the source once; on failure keep the last jobs and set `error`."""
         try:

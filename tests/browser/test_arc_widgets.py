@@ -28,21 +28,24 @@ ClusterStatusView(status)
 async def test_cluster_status_widget_renders_in_jupyterlab(browser_page, lab_server, artifacts_dir):
     page = browser_page
     url = lab_server.write_notebook("cluster_status.ipynb", [STATUS_CELL])
-    widget = await open_and_run_notebook(page, url, wait_for=".jp-OutputArea-output .scip-cluster-status")
-    counts = {}
-    for name in ("workers-requested", "workers-pending", "workers-running", "workers-connected", "state"):
-        counts[name] = (await widget.locator(f".scip-status-{name}").inner_text()).strip()
-    assert counts == {
-        "workers-requested": "3",
-        "workers-pending": "1",
-        "workers-running": "2",
-        "workers-connected": "2",
-        "state": "starting",
-    }
-    assert "tcp://127.0.0.1:40001" in await widget.locator(".scip-status-scheduler-address").inner_text()
-    link = widget.locator(".scip-status-dashboard a")
-    assert await link.get_attribute("href") == "http://127.0.0.1:8787/status"
-    # The cluster name arrived as markup: shown as text, never run.
-    assert "<script>window.scipInjected = 1</script>" in await widget.locator(".scip-status-title").inner_text()
-    assert await page.evaluate("typeof window.scipInjected") == "undefined"
-    await save_screenshot(page, artifacts_dir, "arc-cluster-status-widget")
+    try:
+        widget = await open_and_run_notebook(page, url, wait_for=".jp-OutputArea-output .scip-cluster-status")
+        counts = {}
+        for name in ("workers-requested", "workers-pending", "workers-running", "workers-connected", "state"):
+            counts[name] = (await widget.locator(f".scip-status-{name}").inner_text()).strip()
+        assert counts == {
+            "workers-requested": "3",
+            "workers-pending": "1",
+            "workers-running": "2",
+            "workers-connected": "2",
+            "state": "starting",
+        }
+        assert "tcp://127.0.0.1:40001" in await widget.locator(".scip-status-scheduler-address").inner_text()
+        link = widget.locator(".scip-status-dashboard a")
+        assert await link.get_attribute("href") == "http://127.0.0.1:8787/status"
+        # The cluster name arrived as markup: shown as text, never run.
+        assert "<script>window.scipInjected = 1</script>" in await widget.locator(".scip-status-title").inner_text()
+        assert await page.evaluate("typeof window.scipInjected") == "undefined"
+        await save_screenshot(page, artifacts_dir, "arc-cluster-status-widget")
+    finally:
+        lab_server.shutdown_kernels()

@@ -2,8 +2,8 @@
 Debian Chromium, a kernel building an ARCCluster on the local Slurm.
 
 Clicking Launch brings the workers up (Slurm runs their array tasks and they
-join the scheduler), the monitor shows them running; Shutdown cancels them and
-squeue no longer lists them."""
+join the scheduler), the monitor shows them running; a row's Cancel ends that
+one task; Shutdown cancels the rest and squeue no longer lists them."""
 
 import asyncio
 
@@ -75,7 +75,20 @@ async def test_launch_button_starts_workers_on_local_slurm_and_monitor_shows_the
         assert {states.get(job_id) for job_id in seen} == {"RUNNING"}
         assert len({job_id.split("_")[0] for job_id in seen}) == 1  # one sbatch --array
         assert (await launcher.locator(".scip-launcher-phase").inner_text()).strip() == "running"
-        await save_screenshot(page, artifacts_dir, "arc-launcher-running")
+        await save_screenshot(page, artifacts_dir, "arc-launcher-running", element=launcher)
+
+        # Cancel one worker job from its monitor row: Slurm drops that task, the row says so.
+        victim = sorted(seen)[0]
+        row = launcher.locator(".scip-job-row", has=page.locator(".scip-job-job-id", has_text=victim))
+        await row.locator("button.scip-job-cancel").click()
+        await page.wait_for_function(
+            """id => ![...document.querySelectorAll('.scip-launcher .scip-job-row')].some(r =>
+                   r.querySelector('.scip-job-job-id').textContent.trim() === id && !r.classList.contains('scip-job-cancelled'))""",
+            arg=victim,
+            timeout=CELL_TIMEOUT_MS,
+        )
+        assert await wait_until_gone(slurm_cluster, {victim}) == set()
+        assert seen - {victim} <= live_job_ids(slurm_cluster)  # the other worker still runs
 
         await launcher.locator("button.scip-launcher-shutdown").click()
         await page.wait_for_function(
@@ -84,7 +97,7 @@ async def test_launch_button_starts_workers_on_local_slurm_and_monitor_shows_the
             timeout=CELL_TIMEOUT_MS,
         )
         assert await wait_until_gone(slurm_cluster, seen) == set()
-        await save_screenshot(page, artifacts_dir, "arc-launcher-closed")
+        await save_screenshot(page, artifacts_dir, "arc-launcher-closed", element=launcher)
     finally:
         # Whatever happened, no job this test started outlives it.
         left = seen & live_job_ids(slurm_cluster)

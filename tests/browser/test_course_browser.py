@@ -90,6 +90,13 @@ async def _login(page, hub, user: str) -> None:
     await page.wait_for_url("**/hub/**")
 
 
+async def _dismiss_news(page) -> None:
+    """JupyterLab asks once about news (a toast over the page's corner): answer No."""
+    no = page.locator(".jp-Notification-Toast-Close, .Toastify button", has_text="No")
+    if await no.count():
+        await no.first.click()
+
+
 async def test_student_edit_survives_an_instructor_update_synced_from_the_panel(browser_page, course_hub, artifacts_dir):
     hub, material = course_hub
     page = browser_page
@@ -100,8 +107,9 @@ async def test_student_edit_survives_an_instructor_update_synced_from_the_panel(
     await page.goto(f"{hub.url}/hub/scip/course/{COURSE}/launch?notebook=lab1.ipynb", timeout=180_000)
     await page.wait_for_url(f"**/user/student1/lab/tree/courses/{COURSE}/lab1.ipynb", timeout=180_000)
     await page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(state="visible", timeout=120_000)
-    await page.get_by_text("Lab one, version 1").first.wait_for()
+    await page.locator(".jp-NotebookPanel .jp-RenderedMarkdown h1", has_text="Lab one, version 1").wait_for()
     await wait_kernel_idle(page)
+    await _dismiss_news(page)
     assert hub.user("student1")["servers"][""]["user_options"] == {"profile": "cpu-small", "course": COURSE}
     assert (folder / "data.txt").read_text() == "data 1\n"
 
@@ -120,9 +128,10 @@ async def test_student_edit_survives_an_instructor_update_synced_from_the_panel(
     await page.keyboard.type("# my answer: 42")
     await page.keyboard.press("Escape")
     await page.keyboard.press("Control+s")
-    await page.wait_for_function(
-        "() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty')", timeout=60_000
-    )
+    for _ in range(120):  # the save reaches the disk through the contents API
+        if "# my answer: 42" in (folder / "lab1.ipynb").read_text():
+            break
+        await page.wait_for_timeout(500)
     assert "# my answer: 42" in (folder / "lab1.ipynb").read_text()
 
     # 4. the instructor publishes version 2
@@ -145,6 +154,8 @@ async def test_student_edit_survives_an_instructor_update_synced_from_the_panel(
     assert (folder / "data.txt").read_text() == "data 2\n"
     assert await page.get_by_text("# my answer: 42").count() >= 1
     assert (await panel.locator(".scip-course-update").inner_text()).strip() == "no"
+    await page.locator(".jp-FileBrowser button[title^='Refresh'], .jp-FileBrowser [data-command='filebrowser:refresh']").first.click()
+    await page.locator(".jp-DirListing-item", has_text=copies[0].name).wait_for()
     await save_screenshot(page, artifacts_dir, "course-sync-keeps-student-edit")
 
     # the instructor view sees the student on the current version with one edited file

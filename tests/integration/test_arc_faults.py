@@ -43,6 +43,15 @@ def _slurmctld_pid() -> int:
     return pid
 
 
+def _controller_alive() -> bool:
+    pidfile = STATE / "run" / "slurmctld.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld"
+    except (OSError, ValueError):
+        return False
+
+
 def _restart_controller() -> None:
     proc = subprocess.run([str(SLURM_LOCAL), "start"], capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
@@ -124,6 +133,10 @@ def test_controller_down_gives_clear_errors_then_recovers(controller_down, slurm
         )
 
     squeue, sbatch, scancel, polled, views, cancelled, submitted, (cli_code, cli_err) = asyncio.run(all_at_once())
+    assert not _controller_alive(), (
+        "slurmctld came back during the outage: another process ran `scripts/slurm-local start` "
+        "(a concurrent test session); the outcomes above are not reliable"
+    )
 
     for exc in (squeue, sbatch, scancel, polled, submitted):  # the bridge's calls raise a clear error
         assert_clear(exc)

@@ -162,6 +162,37 @@ def test_bad_direct_assignment_raises_and_changes_nothing():
     assert m.walltime == "03:00:00"
 
 
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("gpu_type", "h100", {"gpus": 1, "partition": "gpu"}),
+        ("preset", "cpuonly", {"partition": "short", "walltime": "01:00:00", "account": "def-alice"}),
+        ("walltime", "90", {"walltime": "01:30:00"}),
+    ],
+)
+def test_plain_assignment_normalises_and_updates_dependent_fields(field, value, expected):
+    m = model()
+    v = view_of(m)
+    setattr(m, field, value)
+    assert {k: getattr(m, k) for k in expected} == expected
+    assert {k: v.parts.fields[k].value for k in expected} == expected
+
+
+def test_failing_scale_is_reported_in_the_page():
+    class Flaky(FakeCluster):
+        def scale(self, n):
+            if self.calls:
+                raise RuntimeError("Slurm on cluster 'demo' is not answering")
+            super().scale(n)
+
+    m = LauncherModel(presets(), accounts=accounts, user="alice", cluster_factory=Flaky)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    v.parts.buttons["scale"].click()
+    assert v.parts.message.value == "Scale failed: Slurm on cluster 'demo' is not answering"
+    assert m.phase == "running"
+
+
 def test_mig_slice_is_one_per_job():
     m = model()
     m.set("gpu_type", "h100_1g.10gb")

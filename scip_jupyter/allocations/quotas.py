@@ -1,0 +1,196 @@
+"""The quota file (`allocations.yaml`) and what a profile costs.
+
+A *flavour* is one kind of accelerator, named as Slurm names it: a full GPU by
+its model (`h100`), a MIG slice by model and slice (`h100_1g.10gb`). A profile
+holds `units` of one flavour while its server runs and uses `gpu_weight`
+GPU-hours per hour (a MIG slice: its share of the 7 compute slices of a GPU).
+CPU profiles have no flavour and cost no GPU-hours.
+
+`allocations.yaml` gives each project (a hub group) how many units of each
+flavour its members may hold at once (`max_gpus`) and how many GPU-hours they
+may use per period (`gpu_hours`). It is validated like every config file
+(`file:line: field: problem`) and, when a `catalog.yaml` sits beside it, every
+flavour it names must belong to a catalog profile. See docs/allocations.md.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from fractions import Fraction
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from ..catalog import Catalog, Profile, ProfileKind, load_catalog
+from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, field_name, load_yaml, validate_data
+
+#: Key of `max_gpus` standing for every flavour the group does not list.
+ANY_FLAVOUR = "*"
+#: Compute slices of a MIG-capable GPU (H100, A100): `3g.40gb` is 3/7 of one.
+MIG_SLICES = 7
+
+
+# --- what a profile costs (pure) -------------------------------------------------------------------
+
+
+def flavour_of(profile: Profile) -> str | None:
+    """The flavour a profile holds, in Slurm's naming; None for CPU profiles.
+
+    >>> from scip_jupyter.catalog import Profile
+    >>> mig = Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
+    ...               image="i", site="s", jurisdiction="CA")
+    >>> flavour_of(mig)
+    'h100_1g.10gb'
+    """
+    if profile.kind is ProfileKind.gpu:
+        return str(profile.gpu_model)
+    if profile.kind is ProfileKind.mig:
+        return f"{profile.gpu_model}_{profile.mig_profile}"
+    return None
+
+
+def units_of(profile: Profile) -> int:
+    """Units of its flavour a profile holds: whole GPUs, or one MIG slice; 0 for CPU."""
+    if profile.kind is ProfileKind.gpu:
+        return profile.gpu_count
+    return 1 if profile.kind is ProfileKind.mig else 0
+
+
+def gpu_share(profile: Profile) -> Fraction:
+    """GPU-hours per hour of use, exactly: whole GPUs, or the slice's share (`3g.40gb` -> 3/7).
+
+    >>> from scip_jupyter.catalog import Profile
+    >>> gpu_share(Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="3g.40gb",
+    ...                   image="i", site="s", jurisdiction="CA"))
+    Fraction(3, 7)
+    """
+    if profile.kind is ProfileKind.gpu:
+        return Fraction(profile.gpu_count)
+    if profile.kind is ProfileKind.mig:
+        slices = int(str(profile.mig_profile).split("g.", 1)[0])
+        return Fraction(min(slices, MIG_SLICES), MIG_SLICES)
+    return Fraction(0)
+
+
+def gpu_weight(profile: Profile) -> float:
+    return float(gpu_share(profile))
+
+
+def catalog_flavours(catalog: Catalog) -> list[str]:
+    """Every flavour the catalog's profiles hold, in catalog order."""
+    out: list[str] = []
+    for profile in catalog.profiles:
+        fl = flavour_of(profile)
+        if fl and fl not in out:
+            out.append(fl)
+    return out
+
+
+# --- the quota file --------------------------------------------------------------------------------
+
+
+class Period(str, Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class Unlisted(str, Enum):
+    allow = "allow"
+    deny = "deny"
+
+
+class GroupQuota(StrictModel):
+    """The allocation of one project (hub group), shared by all its members."""
+
+    description: str = Field("", max_length=200, description="What the project is (shown to its members).")
+    max_gpus: dict[str, int] = Field(
+        default_factory=dict,
+        description="Flavour -> units the group's members may hold at once, all together "
+        "(e.g. h100: 2, h100_1g.10gb: 7). `*` covers every flavour not listed. A flavour not "
+        "covered is not charged to this group.",
+    )
+    gpu_hours: float | None = Field(
+        None, ge=0, le=10_000_000,
+        description="GPU-hours per period for the flavours covered, all members together; absent: no limit.",
+    )
+
+    @field_validator("max_gpus")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        for flavour, count in v.items():
+            if not isinstance(count, int) or count < 0 or count > 100_000:
+                raise ValueError(f"{flavour}: {count!r} must be a whole number of units from 0 to 100000")
+        return v
+
+    def covers(self, flavour: str | None) -> bool:
+        return flavour is not None and (flavour in self.max_gpus or ANY_FLAVOUR in self.max_gpus)
+
+    def limit_for(self, flavour: str) -> tuple[str, int]:
+        """(key in max_gpus, units) for a covered flavour."""
+        key = flavour if flavour in self.max_gpus else ANY_FLAVOUR
+        return key, self.max_gpus[key]
+
+
+class Allocations(StrictModel):
+    period: Period = Field(Period.month, description="GPU-hours are counted per calendar day, week or month (UTC).")
+    unlisted: Unlisted = Field(
+        Unlisted.allow,
+        description="A GPU profile that no quota of the user covers: allow (not metered) or deny.",
+    )
+    groups: dict[str, GroupQuota] = Field(default_factory=dict, description="Hub group -> its allocation.")
+
+    def group_order(self) -> list[str]:
+        return list(self.groups)
+
+
+def _check_flavours(allocations: Allocations, catalog: Catalog, lines: dict, file: str) -> list[ConfigProblem]:
+    known = catalog_flavours(catalog)
+    problems = []
+    for group, quota in allocations.groups.items():
+        for flavour in quota.max_gpus:
+            if flavour != ANY_FLAVOUR and flavour not in known:
+                loc = ("groups", group, "max_gpus", flavour)
+                problems.append(
+                    ConfigProblem(
+                        file, _line_for(lines, loc), field_name(loc),
+                        f"unknown flavour {flavour!r}; the catalog's flavours: {', '.join(known) or '(none)'} (or *)",
+                    )
+                )
+    return problems
+
+
+def load_allocations(path: str | os.PathLike, catalog: Catalog | str | os.PathLike | None = None) -> Allocations:
+    """Load and validate an allocations.yaml; raises ConfigError with file:line problems.
+
+    Flavours are checked against `catalog` (a Catalog or a path), else against a
+    `catalog.yaml` in the same folder when there is one.
+    """
+    path = Path(path)
+    data, lines = load_yaml(path)
+    allocations = validate_data(Allocations, data, lines, str(path))
+    if catalog is None and (path.parent / "catalog.yaml").exists():
+        catalog = path.parent / "catalog.yaml"
+    if isinstance(catalog, (str, os.PathLike)):
+        catalog = load_catalog(catalog)
+    if catalog is not None:
+        problems = _check_flavours(allocations, catalog, lines, str(path))
+        if problems:
+            raise ConfigError(problems)
+    return allocations
+
+
+_cache: dict[str, tuple[int, Allocations]] = {}
+
+
+def cached_allocations(path: str | os.PathLike) -> Allocations:
+    """`load_allocations`, reloaded only when the file changes (a running hub sees edits)."""
+    key = str(Path(path).resolve())
+    mtime = os.stat(key).st_mtime_ns
+    hit = _cache.get(key)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    allocations = load_allocations(key)
+    _cache[key] = (mtime, allocations)
+    return allocations
