@@ -255,10 +255,10 @@ def main() -> int:
     runs: list[Run] = []
     print(f"benchmark: {args.workers} workers per run; worker: nanny, {CORES} core, {MEMORY}, {PROCESSES} process, TLS")
 
-    # warm-up (not measured): page cache and imports, so the first measured run is not penalised
+    # warm-up (not measured, same size): page cache, imports and Slurm state, so the first measured run is not penalised
     os.environ["PATH"] = f"{tmp / 'bin-local'}:{base_path}"
     write_wrappers(tmp / "bin-local", tmp / "warmup.log", None)
-    run_ours("local", 2, presets, None, tmp / "warmup.log", args.timeout)
+    run_ours("local", args.workers, presets, None, tmp / "warmup.log", args.timeout)
 
     for transport_name in ("local", "ssh"):
         bindir = tmp / f"bin-{transport_name}"

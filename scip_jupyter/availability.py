@@ -1,19 +1,31 @@
-"""Free GPUs per flavour on a Kubernetes cluster (full GPUs and MIG slices).
+"""Free GPUs per flavour, on a Kubernetes cluster or a Slurm cluster (full GPUs and MIG slices).
 
-`gpu_availability(nodes, pods)` is pure: from Node and Pod objects (plain API
-JSON) it adds up each node's allocatable `nvidia.com/*` resources and what
-pods bound to it request. `profile_availability` maps that to catalog
-profiles. `KubeAvailability` is the thin I/O: two list calls, cached for a TTL
-so a spawn form opened by many users costs at most one read per TTL.
+Kubernetes: `gpu_availability(nodes, pods)` is pure: from Node and Pod objects
+(plain API JSON) it adds up each node's allocatable `nvidia.com/*` resources and
+what pods bound to it request. `KubeAvailability` is the thin I/O: two list
+calls, cached for a TTL so a spawn form opened by many users costs at most one
+read per TTL.
+
+Slurm: `slurm_gpu_availability(text)` is pure: from `sinfo -N -O` lines (node,
+configured GRES, GRES in use, state) it adds up the GPUs of each GRES type on
+usable nodes. Type names are the flavours of `allocations.quotas.flavour_of`
+(`h100`, `h100_1g.10gb`). `SlurmAvailability` runs `sinfo` with a timeout and
+caches the answer (or the failure) for a TTL.
+
+`profile_availability` maps either to catalog profiles: how many more servers
+of each GPU profile fit now.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .allocations.quotas import flavour_of, units_of
 from .catalog import Profile
 
 GPU_PREFIX = "nvidia.com/"
@@ -94,11 +106,29 @@ def gpu_availability(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[
     return {k: Flavour(k, allocatable.get(k, 0), requested.get(k, 0), pending.get(k, 0)) for k in keys}
 
 
-def profile_availability(profiles: Iterable[Profile], flavours: Mapping[str, Flavour]) -> dict[str, int | None]:
-    """How many more servers of each profile fit now; None for CPU profiles (not tracked here)."""
+def kube_resource(profile: Profile) -> tuple[str, int] | None:
+    """The Kubernetes extended resource a profile asks for, and how many."""
+    return profile.gpu_resource
+
+
+def slurm_resource(profile: Profile) -> tuple[str, int] | None:
+    """The Slurm GRES type (= flavour) a profile would hold, and how many."""
+    flavour = flavour_of(profile)
+    return (flavour, units_of(profile)) if flavour else None
+
+
+def profile_availability(
+    profiles: Iterable[Profile],
+    flavours: Mapping[str, Flavour],
+    resource_of: Callable[[Profile], tuple[str, int] | None] = kube_resource,
+) -> dict[str, int | None]:
+    """How many more servers of each profile fit now; None for CPU profiles (not tracked here).
+
+    A GPU profile whose resource the cluster does not offer gets 0.
+    """
     out: dict[str, int | None] = {}
     for profile in profiles:
-        resource = profile.gpu_resource
+        resource = resource_of(profile)
         if resource is None:
             out[profile.slug] = None
             continue
@@ -137,3 +167,132 @@ class KubeAvailability:
             return (await response.json())["items"]
         finally:
             response.release()
+
+
+# --- Slurm -----------------------------------------------------------------------------------------
+
+#: `sinfo` fields: node name, configured GRES, GRES in use, long state; `|`-separated, no width limit.
+SINFO_ARGV = ("sinfo", "--noheader", "--Node", "--Format", "NodeHost:0|,Gres:0|,GresUsed:0|,StateLong:0|")
+#: Node states in which new work can start (suffixes such as `*` "not responding" exclude a node).
+_USABLE_STATES = ("idle", "mixed", "completing", "planned")
+_GRES_ITEM = re.compile(r"^(?P<name>[^:()]+)(?::(?P<type>[^:()]+))?:(?P<count>\d+)")
+
+
+def split_gres(text: str) -> list[str]:
+    """Split a GRES list on commas outside parentheses (`gpu:h100:2(IDX:0,2)` stays one item).
+
+    >>> split_gres("gpu:h100:2(IDX:0,2),gpu:h100_1g.10gb:1(IDX:4)")
+    ['gpu:h100:2(IDX:0,2)', 'gpu:h100_1g.10gb:1(IDX:4)']
+    """
+    items, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    return [i.strip() for i in items if i.strip()]
+
+
+def parse_gres(text: str) -> dict[str, int]:
+    """GPU count per GRES type; an untyped `gpu:N` counts as type `gpu`.
+
+    >>> parse_gres("gpu:h100:4(S:0-1),gpu:h100_1g.10gb:2,shard:8")
+    {'h100': 4, 'h100_1g.10gb': 2}
+    >>> parse_gres("(null)")
+    {}
+    """
+    out: dict[str, int] = {}
+    for item in split_gres(text):
+        m = _GRES_ITEM.match(item)
+        if not m or m.group("name") != "gpu":
+            continue
+        kind = m.group("type") or "gpu"
+        out[kind] = out.get(kind, 0) + int(m.group("count"))
+    return out
+
+
+def slurm_gpu_availability(text: str) -> dict[str, Flavour]:
+    """Configured, used and free GPUs per GRES type from `sinfo` output (see SINFO_ARGV).
+
+    Nodes listed once per partition are counted once. A node that cannot take
+    new work (down, drained, allocated, not responding) contributes what it has
+    as used, so it shows no free GPU.
+
+    >>> line = "vm|gpu:h100:4,gpu:h100_1g.10gb:2|gpu:h100:1(IDX:0),gpu:h100_1g.10gb:0(IDX:N/A)|mixed|"
+    >>> slurm_gpu_availability(line)["h100"].free
+    3
+    """
+    total: dict[str, int] = {}
+    used: dict[str, int] = {}
+    seen: set[str] = set()
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < 4 or not fields[0] or fields[0] in seen:
+            continue
+        seen.add(fields[0])
+        configured, in_use, state = parse_gres(fields[1]), parse_gres(fields[2]), fields[3].lower()
+        usable = state in _USABLE_STATES
+        for kind, count in configured.items():
+            total[kind] = total.get(kind, 0) + count
+            used[kind] = used.get(kind, 0) + (min(in_use.get(kind, 0), count) if usable else count)
+    return {k: Flavour(k, total[k], used.get(k, 0)) for k in sorted(total)}
+
+
+class SlurmAvailability:
+    """Runs `sinfo` (with SLURM_CONF when given) and caches the answer, or the failure, for `ttl` seconds.
+
+    `flavours()` returns None when Slurm did not answer within `timeout` seconds
+    or failed; the form then says "unknown" rather than waiting.
+    """
+
+    def __init__(
+        self, conf: str = "", ttl: float = 30.0, timeout: float = 5.0, clock=time.monotonic,
+        argv: Sequence[str] = SINFO_ARGV,
+    ):
+        self.conf = conf
+        self.ttl = ttl
+        self.timeout = timeout
+        self.clock = clock
+        self.argv = tuple(argv)
+        self.calls = 0
+        self.error = ""
+        self._cached: tuple[float, dict[str, Flavour] | None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def flavours(self) -> dict[str, Flavour] | None:
+        async with self._lock:
+            if self._cached and self.clock() - self._cached[0] < self.ttl:
+                return self._cached[1]
+            result = await self._read()
+            self._cached = (self.clock(), result)
+            return result
+
+    async def _read(self) -> dict[str, Flavour] | None:
+        self.calls += 1
+        env = {**os.environ, "SLURM_CONF": self.conf} if self.conf else None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            self.error = f"{self.argv[0]}: {exc.strerror or exc}"
+            return None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            self.error = f"{self.argv[0]} did not answer within {self.timeout:g}s"
+            return None
+        if proc.returncode != 0:
+            self.error = f"{self.argv[0]} failed ({proc.returncode}): {err.decode(errors='replace').strip()[:200]}"
+            return None
+        self.error = ""
+        return slurm_gpu_availability(out.decode(errors="replace"))

@@ -9,18 +9,23 @@ Options arrive from the spawn form (lists of strings), raw from the REST API
 3. apply (the spawner, from the validated profile only).
 
 `render_spawn_form` turns the profiles a user may choose into the HTML of the
-hub's spawn form (jinja2, autoescaped): a pure function, snapshot-tested.
+hub's spawn form (jinja2, autoescaped): a pure function, snapshot-tested. Each
+profile shows what it costs (GPU-hours per hour) and, when the spawner passes a
+`ProfileStatus`, how many are free on the cluster now and what is left in the
+allocation that would pay for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import jinja2
 
+from .allocations.quotas import gpu_share
 from .catalog import Catalog, Profile, ProfileKind, parse_quantity
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -155,8 +160,46 @@ def gpu_summary(profile: Profile) -> str:
     return "No GPU"
 
 
-def profile_card(profile: Profile) -> dict[str, str]:
+def cost_summary(share: Fraction) -> str:
+    """What an hour of a profile costs the allocation that pays for it.
+
+    >>> cost_summary(Fraction(0)), cost_summary(Fraction(1)), cost_summary(Fraction(2)), cost_summary(Fraction(3, 7))
+    ('no GPU-hours', '1 GPU-hour per hour', '2 GPU-hours per hour', '3/7 GPU-hour per hour')
+    """
+    if share == 0:
+        return "no GPU-hours"
+    if share.denominator == 1:
+        return f"{share.numerator} GPU-hour{'' if share == 1 else 's'} per hour"
+    return f"{share.numerator}/{share.denominator} GPU-hour per hour"
+
+
+@dataclass(frozen=True)
+class ProfileStatus:
+    """Live facts about one profile for the form (gathered by the spawner, plain data).
+
+    `free`: servers of this profile that fit on the cluster now (None: unknown or
+    not tracked); `allocation`: what is left in the account that would pay, in
+    words ("" when allocations are off); `allocation_ok`: whether that account
+    has room for one more.
+    """
+
+    free: int | None = None
+    allocation: str = ""
+    allocation_ok: bool = True
+
+
+def _free_text(profile: Profile, status: ProfileStatus | None) -> str:
+    if status is None or profile.kind is ProfileKind.cpu:
+        return ""
+    if status.free is None:
+        return "Free on the cluster now: unknown"
+    return "None free on the cluster now" if status.free <= 0 else f"Free on the cluster now: {status.free}"
+
+
+def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[str, Any]:
     """Plain data the form template shows for one profile (no HTML here)."""
+    none_free = status is not None and profile.kind is not ProfileKind.cpu and status.free is not None and status.free <= 0
+    allocation_ok = status is None or status.allocation_ok
     return {
         "slug": profile.slug,
         "display_name": profile.display_name,
@@ -166,6 +209,12 @@ def profile_card(profile: Profile) -> dict[str, str]:
         "cpu": f"{_cores(profile.cpu_guarantee)} guaranteed, up to {_cores(profile.cpu_limit)}",
         "memory": f"{_memory(profile.mem_guarantee)} guaranteed, up to {_memory(profile.mem_limit)}",
         "site": f"{profile.site} ({profile.jurisdiction})",
+        "cost": cost_summary(gpu_share(profile)),
+        "free": _free_text(profile, status),
+        "none_free": none_free,
+        "allocation": status.allocation if status else "",
+        "allocation_ok": allocation_ok,
+        "available": allocation_ok and not none_free,
     }
 
 
@@ -181,17 +230,25 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_spawn_form(profiles: Sequence[Profile], selected: str | None = None, host_note: str = "") -> str:
+def render_spawn_form(
+    profiles: Sequence[Profile],
+    selected: str | None = None,
+    host_note: str = "",
+    status: Mapping[str, ProfileStatus] | None = None,
+) -> str:
     """HTML of the spawn form for these (already allowed) profiles.
 
     `selected` is the slug checked initially (else the default profile);
-    `host_note` is a line shown above the choices (e.g. "this host has no GPU").
+    `host_note` is a line shown above the choices (e.g. "this host has no GPU");
+    `status` maps slugs to live availability and allocation (absent: not shown).
+    A profile that cannot start now is still listed, marked as such.
     Every value is escaped by jinja2's autoescape.
     """
+    status = status or {}
     slugs = [p.slug for p in profiles]
     if selected not in slugs:
         default = default_profile(profiles)
         selected = default.slug if default else None
     return _environment().get_template("spawn_form.html").render(
-        profiles=[profile_card(p) for p in profiles], selected=selected, host_note=host_note
+        profiles=[profile_card(p, status.get(p.slug)) for p in profiles], selected=selected, host_note=host_note
     )

@@ -1,24 +1,43 @@
 """Spawners: one mixin holds everything the Kubernetes and local spawners share.
 
 `SCIPSpawnerMixin` loads the catalog, computes the profiles a user may choose,
-and validates `user_options` (form or REST) before anything is started. The
-backends are small: `SCIPKubeSpawner` (KubeSpawner) and `SCIPLocalSpawner`
-(embedded default). They are imported lazily so that the local spawner does not
-import the Kubernetes client.
+and validates `user_options` (form or REST) before anything is started. Then,
+in `start`, it reserves the allocation that pays for the profile, atomically in
+the ledger (`allocations/`): a refusal is an HTTP 403 naming `profile`, the
+exhausted field and what is left, and nothing starts. The reservation is
+released when the server stops, dies, or fails to start. The spawn form shows
+each profile's cost, what is free on the cluster and what is left in the
+allocation. The backends are small: `SCIPKubeSpawner` (KubeSpawner) and
+`SCIPLocalSpawner` (embedded default). They are imported lazily so that the
+local spawner does not import the Kubernetes client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import inspect
 import os
-from typing import Any
+import time
+from typing import Any, Sequence
 
 from tornado import web
-from traitlets import Unicode
+from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import LABEL_PREFIX
+from .allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
+from .allocations.policy import Account, Request, accounts_for, paying_course, standing
+from .allocations.quotas import Allocations, cached_allocations
 from .catalog import Catalog, Profile, load_catalog
-from .options import OptionsError, allowed_profiles, options_from_form, validate_spawn_options
+from .options import (
+    OptionsError,
+    ProfileStatus,
+    allowed_profiles,
+    options_from_form,
+    render_spawn_form,
+    validate_spawn_options,
+)
 
 _catalog_cache: dict[str, tuple[float, Catalog]] = {}
 
@@ -81,7 +100,12 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     def scip_validate(self, options: Any) -> tuple[Profile, dict]:
         """Validate options or raise a 4xx HTTPError naming the field and allowed values."""
         try:
-            return validate_spawn_options(options, self.catalog, self.scip_user_groups(), self.scip_extra_profiles())
+            profile, normalised = validate_spawn_options(options, self.catalog, self.scip_user_groups(), self.scip_extra_profiles())
+            if self.courses_path and "course" in normalised:
+                from .courses.hub import check_course_option
+
+                check_course_option(self.courses_path, self.user.name, self.scip_user_groups(), normalised["course"])
+            return profile, normalised
         except OptionsError as exc:
             self.log.warning("Refused spawn options for %s: %s", self.user.name, exc)
             raise web.HTTPError(exc.status, str(exc), reason="Invalid user_options") from None
@@ -104,6 +128,233 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         validates again before it starts anything.
         """
         return self.scip_validate(options_from_form(formdata))[1]
+
+    # --- allocations: reserve at start, release at stop ------------------------------------------
+
+    allocations_path = Unicode(
+        "",
+        config=True,
+        help="""Path to the quota file (allocations.yaml, see docs/allocations.md); empty: no allocation accounting.
+
+        When set, every start reserves the allocation that pays for the profile in the
+        ledger (a project's quota from this file, or a course's allocation from
+        courses.yaml) and is refused with HTTP 403 when it is used up. The file is
+        re-read when it changes.
+
+        c.SCIPSpawnerMixin.allocations_path = "/etc/scip/allocations.yaml"
+        """,
+    )
+    ledger_url = Unicode(
+        DEFAULT_URL,
+        config=True,
+        help="""SQLAlchemy URL of the allocation ledger (reservations and audit events).
+
+        SQLite by default (a file in the hub's working directory); PostgreSQL in
+        production, shared by every hub replica:
+
+        c.SCIPSpawnerMixin.ledger_url = "postgresql+psycopg://scip@db.example/scip"
+
+        Used only when allocations_path is set.
+        """,
+    )
+    availability_ttl = Float(
+        30.0,
+        config=True,
+        help="""Seconds the spawn form reuses what the cluster said is free (one read per TTL for all users).""",
+    )
+    availability_timeout = Float(
+        2.0,
+        config=True,
+        help="""Seconds the spawn form waits for availability and allocation figures before showing
+        "unknown"; a slow read goes on in the background and fills the cache for the next form.""",
+    )
+    reconcile_interval = Float(
+        300.0,
+        config=True,
+        help="""Seconds between sweeps that release reservations of servers the hub does not run
+        (left behind when a hub dies without stopping its servers). 0 turns the sweep off.""",
+    )
+
+    _scip_last_sweep: dict[str, float] = {}
+
+    @property
+    def scip_ledger(self) -> Ledger | None:
+        """The ledger, or None when allocation accounting is off (no allocations_path)."""
+        return ledger_for(self.ledger_url) if self.allocations_path else None
+
+    def scip_allocations(self) -> Allocations:
+        return cached_allocations(self.allocations_path)
+
+    def scip_courses(self) -> list:
+        if not self.courses_path:
+            return []
+        from .courses.registry import cached_registry
+
+        try:
+            return list(cached_registry(self.courses_path).courses)
+        except FileNotFoundError:
+            return []
+
+    def scip_request(self, profile: Profile, options: dict, now: dt.datetime) -> tuple[Request, list[Account]]:
+        """What this spawn asks for, and the accounts that may pay for it (in order)."""
+        groups = self.scip_user_groups()
+        request = Request.for_profile(profile, self.user.name, self.name or "")
+        course = paying_course(
+            self.scip_courses(), profile.slug, self.user.name, groups, options.get("course"),
+            profile.allows(groups), now.date(),
+        )
+        return request, accounts_for(request, groups, self.scip_allocations(), course, now)
+
+    async def scip_reserve(self, profile: Profile, options: dict) -> None:
+        """Reserve the allocation for this start, or raise HTTP 403 naming `profile` (nothing reserved)."""
+        ledger = self.scip_ledger
+        if ledger is None:
+            return
+        await self._scip_sweep(ledger)
+        request, accounts = self.scip_request(profile, options, utcnow())
+        try:
+            decision = await asyncio.to_thread(ledger.reserve, request, accounts, self.scip_allocations().unlisted)
+        except Exception as exc:  # the ledger is down: fail closed, without leaking its URL
+            self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
+            raise web.HTTPError(503, f"allocations: the ledger is not available ({type(exc).__name__}); try again later")
+        if not decision.allowed:
+            self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
+            raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
+        self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, decision.account_key or "(not metered)")
+
+    async def scip_release(self, reason: str) -> None:
+        """Release what this server holds (idempotent; a failure is logged, never raised)."""
+        ledger = self.scip_ledger
+        if ledger is None:
+            return
+        try:
+            released = await asyncio.to_thread(ledger.release, self.user.name, self.name or "", reason)
+        except Exception:
+            self.log.exception("Could not release the allocation of %s", self._log_name)
+            return
+        if released:
+            self.log.info("Released the allocation of %s (%s)", self._log_name, reason)
+
+    def scip_running_servers(self) -> set[tuple[str, str]] | None:
+        """(user, server name) of every server the hub runs or is starting; None outside a hub."""
+        db = getattr(self.user, "db", None)
+        if db is None:
+            return None
+        from jupyterhub import orm
+
+        spawners = db.query(orm.Spawner).filter(orm.Spawner.server_id.isnot(None))
+        return {(s.user.name, s.name or "") for s in spawners}
+
+    async def _scip_sweep(self, ledger: Ledger) -> None:
+        if self.reconcile_interval <= 0:
+            return
+        last = self._scip_last_sweep.get(ledger.url)
+        if last is not None and time.monotonic() - last < self.reconcile_interval:
+            return
+        running = self.scip_running_servers()
+        if running is None:
+            return
+        self._scip_last_sweep[ledger.url] = time.monotonic()
+        try:
+            stale = await asyncio.to_thread(ledger.release_stale, running, "the hub does not run this server")
+        except Exception:
+            self.log.exception("Could not sweep stale allocations")
+            return
+        if stale:
+            self.log.warning("Released %d allocation(s) of servers the hub does not run", len(stale))
+
+    async def start(self):
+        # Validation first (never trusts user_options), then the atomic reservation, then the backend.
+        profile, options = self.scip_validate(self.user_options)
+        await self.scip_reserve(profile, options)
+        try:
+            return await super().start()
+        except BaseException:
+            await self.scip_release("start failed")
+            raise
+
+    async def stop(self, now=False):
+        await super().stop(now=now)
+        await self.scip_release("server stopped")
+
+    async def run_post_stop_hook(self):
+        # JupyterHub calls this after every stop, also when the server had already died
+        # (then stop() is not called): the reservation ends here at the latest.
+        await self.scip_release("server stopped")
+        result = super().run_post_stop_hook()
+        if inspect.isawaitable(result):
+            await result
+
+    # --- the spawn form: profiles with cost, availability and allocation ---------------------------
+
+    def scip_host_note(self, allowed: Sequence[Profile]) -> str:
+        """A line above the choices (backends override: e.g. "this host has no GPU")."""
+        return ""
+
+    async def scip_cluster_availability(self, profiles: Sequence[Profile]) -> dict[str, int | None] | None:
+        """Servers of each profile that fit on the cluster now; None when unknown (backends override)."""
+        return None
+
+    async def scip_allocation_standing(self, profiles: Sequence[Profile]) -> dict[str, tuple[bool, str]]:
+        """Per profile: (account has room, what is left in words); empty when accounting is off."""
+        ledger = self.scip_ledger
+        if ledger is None:
+            return {}
+        now = utcnow()
+        allocations = self.scip_allocations()
+        previous = getattr(self.orm_spawner, "user_options", None) or {}
+        course = previous.get("course") if isinstance(previous, dict) else None
+        asks = {p.slug: self.scip_request(p, {"course": course} if course else {}, now) for p in profiles}
+        keys = {a.key for _, accounts in asks.values() for a in accounts}
+        since = min((a.window[0] for _, accounts in asks.values() for a in accounts), default=now)
+        holdings = await asyncio.to_thread(ledger.holdings, keys, since)
+        out = {}
+        for slug, (request, accounts) in asks.items():
+            st = standing(request, accounts, holdings, now, allocations.unlisted)
+            out[slug] = (st.ok, st.text)
+        return out
+
+    async def _scip_within(self, coro, what: str):
+        """Await `coro` for at most availability_timeout seconds; None (logged) when slower or failing.
+
+        The work is shielded: a slow read finishes in the background (and fills its cache).
+        """
+        task = asyncio.ensure_future(coro)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.availability_timeout)
+        except asyncio.TimeoutError:
+            self.log.warning("Spawn form: %s took longer than %ss; shown as unknown", what, self.availability_timeout)
+        except Exception as exc:
+            self.log.warning("Spawn form: %s failed: %r", what, exc)
+        return None
+
+    async def scip_profile_status(self, profiles: Sequence[Profile]) -> dict[str, ProfileStatus]:
+        free, standing_ = await asyncio.gather(
+            self._scip_within(self.scip_cluster_availability(profiles), "cluster availability"),
+            self._scip_within(self.scip_allocation_standing(profiles), "allocation figures"),
+        )
+        free = free or {}
+        standing_ = standing_ or {}
+        return {
+            p.slug: ProfileStatus(
+                free=free.get(p.slug),
+                allocation=standing_.get(p.slug, (True, ""))[1],
+                allocation_ok=standing_.get(p.slug, (True, ""))[0],
+            )
+            for p in profiles
+        }
+
+    async def scip_options_form(self) -> str:
+        """The spawn form: the allowed profiles with cost, free count and allocation left."""
+        allowed = self.scip_allowed_profiles()
+        previous = (getattr(self.orm_spawner, "user_options", None) or {}).get("profile")
+        status = await self.scip_profile_status(allowed)
+        return render_spawn_form(
+            allowed,
+            selected=previous if isinstance(previous, str) else None,
+            host_note=self.scip_host_note(allowed),
+            status=status,
+        )
 
 
 def __getattr__(name: str):

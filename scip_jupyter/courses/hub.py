@@ -143,6 +143,28 @@ def group_overrides(registry_file: str, existing=None):
     return overrides
 
 
+def check_course_option(registry_file: str | os.PathLike, username: str, groups: Iterable[str], course_id) -> None:
+    """A spawn's `course` option must name an active course the user takes or teaches.
+
+    Raises options.OptionsError naming the field and the user's active courses.
+    """
+    from ..options import OptionsError
+
+    registry = cached_registry(registry_file)
+    today = _today()
+    groups = list(groups)
+    mine = [c.id for c in registry.courses_for(username, groups) if c.is_active(today)]
+    if course_id in mine:
+        return
+    known = registry.get(course_id) if isinstance(course_id, str) else None
+    if known is None:
+        raise OptionsError("course", f"no course {str(course_id)[:60]!r}", mine)
+    if not (known.is_student(username, groups) or known.is_instructor(username)):
+        raise OptionsError("course", f"you are not enrolled in {known.id}", mine, status=403)
+    when = f"ended on {known.end}" if today > known.end else f"starts on {known.start}"
+    raise OptionsError("course", f"{known.id} {when}", mine, status=403)
+
+
 def configure(
     c,
     registry_file: str | os.PathLike,

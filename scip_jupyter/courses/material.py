@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +119,6 @@ def git_snapshot(url: str, ref: str, cache_dir: str | os.PathLike, subdir: str =
         _git("--work-tree", str(tmp), "checkout", "--force", commit, "--", ".", cwd=repo)
         (tmp / ".scip-complete").write_text(commit)
         if tree.exists():  # a concurrent fetch won the race; keep theirs
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.rename(tree)

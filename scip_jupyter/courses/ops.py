@@ -22,6 +22,7 @@ from .runas import RunAsError, call_as_owner_of
 from .sync import reset_folder, sync_folder
 
 HOMES_ENV = "SCIP_HOMES"
+CACHE_ENV = "SCIP_COURSE_CACHE"
 
 
 def workdir_name(username: str) -> str:
@@ -121,10 +122,22 @@ def for_each(
     return out
 
 
+def cache_dir() -> Path | None:
+    """Where root's tools (CLI, course service) keep git material: $SCIP_COURSE_CACHE, else the
+    project's `.state/course-cache` (not root's home, which the students' accounts cannot read)."""
+    value = os.environ.get(CACHE_ENV)
+    if value:
+        return Path(value)
+    if os.geteuid() == 0:
+        from ..embedded import project_root
+
+        return project_root() / ".state" / "course-cache"
+    return None
+
+
 def current_snapshot(registry: Registry, course: Course) -> Snapshot:
-    """The material now; the git cache for the CLI/hub lives beside the registry's state."""
-    cache = os.environ.get("SCIP_COURSE_CACHE")
-    return snapshot(registry, course, cache)
+    """The material now (a git course is fetched into `cache_dir()`)."""
+    return snapshot(registry, course, cache_dir())
 
 
 def today() -> dt.date:

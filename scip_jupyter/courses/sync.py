@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from enum import Enum

@@ -150,3 +150,20 @@ def test_registry_changes_reach_the_hub_groups(hub):
     finally:
         for g in ("course-pop-up-students", "course-pop-up-instructors"):
             hub.api("DELETE", f"/groups/{g}")
+
+
+@pytest.mark.parametrize(
+    "user, options, status, words",
+    [
+        ("researcher1", {"profile": "cpu-small", "course": "intro-gpu"}, 403, "course: you are not enrolled in intro-gpu"),
+        ("student1", {"profile": "cpu-small", "course": "llm-finetune-2025"}, 403,
+         "course: llm-finetune-2025 ended on 2025-04-30; allowed values: intro-gpu"),
+        ("student1", {"profile": "cpu-small", "course": "nope"}, 400, "course: no course 'nope'"),
+    ],
+)
+def test_spawn_refuses_a_course_the_user_does_not_take(hub, user, options, status, words):
+    hub.stop_server(user)
+    r = requests.post(hub.api_url + f"/users/{user}/server", json=options, headers=_token(hub, user), timeout=60)
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"]
+    assert "" not in hub.user(user)["servers"]

@@ -164,3 +164,21 @@ def test_a_link_planted_by_the_student_does_not_let_the_sync_write_elsewhere(sit
     os.symlink(target, folder / "week1")
     assert _course(site, "sync", "c1", "--student", "alice", *_homes(site)) == 0
     assert list(target.iterdir()) == []
+
+
+def test_git_material_is_synced_by_root_into_folders_it_does_not_own(site, monkeypatch):
+    import subprocess
+
+    repo = site["base"] / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "one"]):
+        if args[0] == "add":
+            (repo / "week1").mkdir()
+            (repo / "week1" / "lab.ipynb").write_text("git lab v1")
+        subprocess.run(["git", *args], cwd=repo, check=True, env=env)
+    site["courses"].write_text(COURSES.replace("path: material", f"git: {repo}\n      ref: main"))
+    monkeypatch.setenv("SCIP_COURSE_CACHE", str(site["base"] / "cache"))
+    assert _course(site, "sync", "c1", "--student", "alice", *_homes(site)) == 0
+    assert (site["homes"] / "alice" / "courses" / "c1" / "week1" / "lab.ipynb").read_text() == "git lab v1"
