@@ -100,3 +100,19 @@ from scip_jupyter.arc.hub_hooks import configure_hub as _configure_arc_jobs  # n
 
 _configure_arc_jobs(c, presets=["local-slurm"], every=300)
 # <<< ARC jobs block <<<
+
+# --- 8. Allocations and availability --------------------------------------------------------------
+# >>> allocations block (owned by scip_jupyter/allocations; see docs/allocations.md) >>>
+# Quotas from allocations.yaml ($SCIP_ALLOCATIONS_FILE overrides it) and the courses' allocations;
+# reservations and the audit trail in the private state folder. The spawn form shows free GPUs per
+# flavour from the local Slurm when one answers ($SLURM_CONF, else the project's scripts/slurm-local).
+import os as _os  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+c.SCIPSpawnerMixin.allocations_path = str(
+    _os.environ.get("SCIP_ALLOCATIONS_FILE") or hub.root / "hub_config" / "allocations.yaml"
+)
+c.SCIPSpawnerMixin.ledger_url = f"sqlite:///{hub.private / 'allocations.sqlite'}"
+_slurm_conf = _Path(_os.environ.get("SCIP_SLURM_STATE") or hub.root / ".state" / "slurm") / "slurm.conf"
+c.SCIPLocalSpawner.slurm_conf = _os.environ.get("SLURM_CONF") or (str(_slurm_conf) if _slurm_conf.exists() else "")
+# <<< allocations block <<<

@@ -16,6 +16,7 @@ LOADERS = {
     "catalog.yaml": "scip_jupyter.catalog:load_catalog",
     "courses.yaml": "scip_jupyter.courses.registry:load_courses",
     "arc.yaml": "scip_jupyter.arc.presets:load_presets",
+    "allocations.yaml": "scip_jupyter.allocations.quotas:load_allocations",
 }
 
 

@@ -10,7 +10,10 @@ does the rest (pod manifest, API calls, reflectors). What this class adds:
   unknown or forbidden profile is refused with a 4xx before any API call;
 * overrides from a previous spawn of the same Spawner object are undone before
   the next profile is applied (KubeSpawner merges dict overrides into the live
-  settings, so a GPU limit would otherwise survive a switch to a CPU profile).
+  settings, so a GPU limit would otherwise survive a switch to a CPU profile);
+* the spawn form is the mixin's (autoescaped, the same as the local spawner's),
+  with free GPUs per profile from `availability.KubeAvailability` (node and pod
+  lists, cached for `availability_ttl`, shared by every spawner of the hub).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, TraitError, Unicode, default, validate
 
+from .availability import KubeAvailability, profile_availability
 from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, SecretRef, profile_list_for, slurm_client_mounts
 from .spawner import SCIPSpawnerMixin
 
@@ -110,6 +114,20 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
                 f"(a reference, never the secret itself), not keys {sorted(value)}"
             )
         return value
+
+    _scip_kube_availability: dict[tuple, KubeAvailability] = {}
+
+    @default("options_form")
+    def _scip_options_form_default(self):
+        # A callable, evaluated per spawner when the form is shown (see scip_options_form).
+        return type(self).scip_options_form
+
+    async def scip_cluster_availability(self, profiles):
+        key = (id(self.api), self.availability_ttl)
+        reader = self._scip_kube_availability.get(key)
+        if reader is None:
+            reader = self._scip_kube_availability[key] = KubeAvailability(self.api, ttl=self.availability_ttl)
+        return profile_availability(profiles, await reader.flavours())
 
     @default("profile_list")
     def _scip_profile_list_default(self):

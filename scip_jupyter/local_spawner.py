@@ -13,6 +13,10 @@ What a profile means on one machine:
   exist. Without any, it is empty and `SCIP_GPU=none` (with `SCIP_GPU_NOTE`)
   tells the server it runs on CPU only.
 
+The spawn form shows, per GPU profile, what is free on the local Slurm
+(`sinfo` GRES configured vs in use, `slurm_conf`), cached for
+`availability_ttl` and never waited for longer than `availability_timeout`.
+
 Running as root: when the hub runs as root, servers run as the unprivileged
 account `run_as` (default `scip-user`, created by scripts/system-deps) in a
 per-hub-user working directory `<workdir_root>/<username>` owned by that
@@ -38,11 +42,12 @@ from urllib.parse import quote
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from tornado import web
 from traitlets import Any as AnyTrait
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from . import LABEL_PREFIX
+from .availability import SlurmAvailability, profile_availability, slurm_resource
 from .catalog import Profile, ProfileKind, parse_quantity
-from .options import gpu_summary, render_spawn_form
+from .options import gpu_summary
 from .spawner import SCIPSpawnerMixin
 
 GPU_DEVICE_GLOB = "/dev/nvidia[0-9]*"
@@ -214,6 +219,24 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
         help="""Glob of the NVIDIA device files whose presence means a real GPU is here.""",
     )
 
+    slurm_availability = Bool(
+        True,
+        config=True,
+        help="""Show in the spawn form how many GPUs of each flavour are free on the Slurm cluster
+        (`sinfo` GRES configured vs in use). False: the form shows no free counts.""",
+    )
+
+    slurm_conf = Unicode(
+        "",
+        config=True,
+        help="""SLURM_CONF for the `sinfo` behind the form's free counts; empty: the hub's environment.
+
+        c.SCIPLocalSpawner.slurm_conf = "/etc/slurm/slurm.conf"
+        """,
+    )
+
+    _scip_slurm: dict[tuple, SlurmAvailability] = {}
+
     scip_profile = AnyTrait(None, allow_none=True, help="The validated profile of the current spawn (read-only for hooks).")
     scip_options = AnyTrait(None, allow_none=True, help="The validated, normalised user_options of the current spawn.")
 
@@ -250,12 +273,30 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
     async def get_options_form(self):
         if self.options_form:  # a deployment's own form wins
             return await super().get_options_form()
-        allowed = self.scip_allowed_profiles()
-        previous = (getattr(self.orm_spawner, "user_options", None) or {}).get("profile")
-        note = ""
+        return await self.scip_options_form()
+
+    def scip_host_note(self, allowed):
         if not detect_gpus(self.gpu_device_glob) and any(p.kind is not ProfileKind.cpu for p in allowed):
-            note = "This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."
-        return render_spawn_form(allowed, selected=previous if isinstance(previous, str) else None, host_note=note)
+            return "This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."
+        return ""
+
+    def scip_slurm(self) -> SlurmAvailability:
+        """The shared `sinfo` reader for this configuration (one read per TTL for every user)."""
+        key = (self.slurm_conf, self.availability_ttl, self.availability_timeout)
+        reader = self._scip_slurm.get(key)
+        if reader is None:
+            # The form stops waiting after availability_timeout; sinfo may go on a little
+            # longer in the background (up to its own timeout) and fill the cache.
+            reader = self._scip_slurm[key] = SlurmAvailability(
+                self.slurm_conf, ttl=self.availability_ttl, timeout=max(self.availability_timeout, 5.0)
+            )
+        return reader
+
+    async def scip_cluster_availability(self, profiles):
+        if not self.slurm_availability or not any(p.kind is not ProfileKind.cpu for p in profiles):
+            return None
+        flavours = await self.scip_slurm().flavours()
+        return None if flavours is None else profile_availability(profiles, flavours, slurm_resource)
 
     # --- who the server runs as, and where ---------------------------------------------------------
 

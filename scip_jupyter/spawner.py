@@ -302,8 +302,8 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             return {}
         now = utcnow()
         allocations = self.scip_allocations()
-        previous = getattr(self.orm_spawner, "user_options", None) or {}
-        course = previous.get("course") if isinstance(previous, dict) else None
+        saved = getattr(self.orm_spawner, "user_options", None)
+        course = saved.get("course") if isinstance(saved, dict) else None
         asks = {p.slug: self.scip_request(p, {"course": course} if course else {}, now) for p in profiles}
         keys = {a.key for _, accounts in asks.values() for a in accounts}
         since = min((a.window[0] for _, accounts in asks.values() for a in accounts), default=now)
@@ -347,7 +347,8 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     async def scip_options_form(self) -> str:
         """The spawn form: the allowed profiles with cost, free count and allocation left."""
         allowed = self.scip_allowed_profiles()
-        previous = (getattr(self.orm_spawner, "user_options", None) or {}).get("profile")
+        saved = getattr(self.orm_spawner, "user_options", None)
+        previous = saved.get("profile") if isinstance(saved, dict) else None
         status = await self.scip_profile_status(allowed)
         return render_spawn_form(
             allowed,

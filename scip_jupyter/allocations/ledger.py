@@ -198,8 +198,10 @@ class Ledger:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def holdings(self, accounts: Iterable[str], since: dt.datetime | None = None) -> list[Holding]:
+    def holdings(self, accounts: Sequence[str] | set[str], since: dt.datetime | None = None) -> list[Holding]:
         """Active holdings of these accounts, and past ones that ended after `since`."""
+        if not accounts:
+            return []
         with self._session.begin() as session:
             return self._holdings(session, sorted(set(accounts)), since or self.clock())
 
