@@ -223,7 +223,7 @@ def sshd_drops(since: int) -> list[str]:
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()[since:]
-    return [line for line in lines if "MaxStartups" in line or "beginning MaxStartups" in line or "drop connection" in line]
+    return [line for line in lines if "MaxStartups" in line]
 
 
 def sshd_log_lines() -> int:
@@ -242,8 +242,8 @@ def main() -> int:
     args = parser.parse_args()
 
     print(sh([str(ROOT / "scripts" / "slurm-local"), "start"]).strip().splitlines()[-1])
-    settings = dict(l.split("=", 1) for l in sh([str(ROOT / "scripts" / "sshd-local"), "start"]).splitlines()
-                    if l.startswith("SCIP_SSHD_"))
+    sshd_out = sh([str(ROOT / "scripts" / "sshd-local"), "start"])
+    settings = dict(line.split("=", 1) for line in sshd_out.splitlines() if line.startswith("SCIP_SSHD_"))
     os.environ["SLURM_CONF"] = str(ROOT / ".state" / "slurm" / "slurm.conf")
     tmp = Path(tempfile.mkdtemp(prefix="arc-bench-"))
     os.environ["SCIP_ARC_REGISTRY"] = str(tmp / "arc-jobs.sqlite")
@@ -270,13 +270,19 @@ def main() -> int:
         vanilla = run_vanilla(transport_name, args.workers, log, args.timeout)
         failures = failed_calls(log)[failed_before:]
         if failures:
-            vanilla.errors.append(f"{len(failures)} failed calls, e.g. {failures[0]}")
+            vanilla.errors.append(f"{len(failures)} failed sbatch/scancel calls, e.g. {failures[0]}")
         if transport_name == "ssh":
-            drops = sshd_drops(mark)
-            if drops:
-                vanilla.errors.append(f"sshd: {len(drops)} MaxStartups lines, e.g. {drops[0].strip()}")
+            ssh_mark, ssh_vanilla = mark, vanilla
         runs.append(vanilla)
         os.environ["PATH"] = base_path
+
+    # sshd writes some log lines late: read its MaxStartups lines once it is stopped (or at the end)
+    if "already running" not in sshd_out:
+        sh([str(ROOT / "scripts" / "sshd-local"), "stop"], check=False)
+        time.sleep(0.5)
+    drops = sshd_drops(ssh_mark)
+    if drops:
+        ssh_vanilla.errors.append(f"sshd log: {' / '.join(d.strip() for d in drops[:3])}")
 
     print()
     for r in runs:

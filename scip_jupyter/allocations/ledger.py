@@ -112,8 +112,12 @@ class EventRecord:
     message: str
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the ledger; SQLite gets BEGIN IMMEDIATE transactions and a busy timeout."""
+def make_engine(url: str, immediate: bool = True) -> Engine:
+    """An engine for the ledger; SQLite gets a busy timeout and (`immediate`) BEGIN IMMEDIATE transactions.
+
+    Readers (the spawn form, the audit) use `immediate=False`: they share the
+    database with each other and never hold the write lock.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
@@ -128,8 +132,8 @@ def make_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -143,6 +147,10 @@ class Ledger:
         self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        parsed = make_url(url)
+        sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+        self._read_engine = make_engine(url, immediate=False) if sqlite_file else self.engine
+        self._read = sessionmaker(self._read_engine, expire_on_commit=False)
 
     # --- writing -----------------------------------------------------------------------------------
 
@@ -202,11 +210,11 @@ class Ledger:
         """Active holdings of these accounts, and past ones that ended after `since`."""
         if not accounts:
             return []
-        with self._session.begin() as session:
+        with self._read.begin() as session:
             return self._holdings(session, sorted(set(accounts)), since or self.clock())
 
     def active(self) -> list[Holding]:
-        with self._session.begin() as session:
+        with self._read.begin() as session:
             rows = session.scalars(select(Reservation).where(Reservation.released_at.is_(None)).order_by(Reservation.id))
             return [r.holding() for r in rows]
 
@@ -217,7 +225,7 @@ class Ledger:
             query = query.where(Event.user == user)
         if kinds is not None:
             query = query.where(Event.kind.in_(list(kinds)))
-        with self._session.begin() as session:
+        with self._read.begin() as session:
             return [
                 EventRecord(e.at, e.kind, e.user, e.server, e.profile, e.account, e.flavour, e.units,
                             e.reservation_id, e.message)
@@ -226,6 +234,7 @@ class Ledger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()
 
     # --- inside a transaction ----------------------------------------------------------------------
 

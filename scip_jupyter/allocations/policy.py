@@ -296,7 +296,9 @@ def decide(
     for account in accounts:
         short = [f for f in figures(account, request, holdings, now) if f.short]
         if not short:
-            return Decision(True, account, f"{account.label}: {left_in(account, request, holdings, now)}")
+            return Decision(
+                True, account, f"paid by {account.label}; before this start: {left_in(account, request, holdings, now)}"
+            )
         found.extend(short)
     details = "; ".join(str(s) for s in found)
     left = "; ".join(f"{a.label}: {left_in(a, request, holdings, now)}" for a in accounts)
@@ -317,7 +319,6 @@ def standing(
         if decision.allowed:
             return Standing(True, "not metered")
         return Standing(False, f"no allocation of yours covers {request.flavour}")
-    if decision.allowed:
-        return Standing(True, decision.message)
-    first = accounts[0]
-    return Standing(False, f"used up: {first.label}: {left_in(first, request, holdings, now)}")
+    account = decision.account or accounts[0]  # who pays, or (refused) the first who could have
+    left = f"{account.label}: {left_in(account, request, holdings, now)}"
+    return Standing(True, left) if decision.allowed else Standing(False, f"used up: {left}")

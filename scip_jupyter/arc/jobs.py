@@ -179,6 +179,7 @@ class ArrayBatcher:
         self.on_submitted = on_submitted
         self.on_finished = on_finished
         self.submissions = 0  # sbatch calls made
+        self.last_error: BaseException | None = None  # the last failed submission (shown by widgets)
         self._submit_queue: dict[int, tuple[asyncio.Future, str]] = {}
         self._cancel_queue: dict[str, asyncio.Future] = {}
         self._submit_task: asyncio.Task | None = None
@@ -208,10 +209,13 @@ class ArrayBatcher:
                 out = await self.transport.run(["sbatch", "--parsable", f"--array={spec}"], stdin=script)
                 job_id = parse_job_id(out)
             except Exception as exc:
+                self.last_error = exc
+                logger.error("submitting array tasks %s failed: %s", spec, exc)
                 for i in indices:
                     if not batch[i][0].done():
                         batch[i][0].set_exception(exc)
                 continue
+            self.last_error = None
             self._live.setdefault(job_id, set()).update(indices)
             if self.on_submitted:
                 try:

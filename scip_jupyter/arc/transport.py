@@ -138,16 +138,26 @@ class Transport:
         return out
 
     def run_sync(self, argv: Sequence[str], stdin: str | None = None, timeout: float | None = None) -> str:
-        """`run` for synchronous callers (CLI, hub hooks); works inside a running event loop too."""
+        """`run` for synchronous callers (CLI, hub hooks); works inside a running event loop too.
+
+        Each call runs on its own short-lived event loop, and its connections are closed after it.
+        """
+
+        async def once() -> str:
+            try:
+                return await self.run(argv, stdin, timeout)
+            finally:
+                await self.close()
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(argv, stdin, timeout))
+            return asyncio.run(once())
         result: dict = {}
 
         def target():
             try:
-                result["out"] = asyncio.run(self.run(argv, stdin, timeout))
+                result["out"] = asyncio.run(once())
             except BaseException as exc:  # re-raised in the caller's thread
                 result["exc"] = exc
 
@@ -246,8 +256,9 @@ class SSHTransport(Transport):
         self.connect_timeout = connect_timeout
         # sshd allows MaxSessions (default 10) channels per connection: stay below it.
         self.max_channels = max_channels
-        self._conns: dict[int, tuple[object, asyncio.Semaphore]] = {}  # event loop id -> (connection, channel slots)
-        self._connecting: dict[int, asyncio.Lock] = {}
+        # One connection per event loop (run_sync runs its own loops): loop id -> (loop, connection, channel slots)
+        self._conns: dict[int, tuple[asyncio.AbstractEventLoop, object, asyncio.Semaphore]] = {}
+        self._connecting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
 
     def default_hint(self) -> str:
         return "that the login/automation node is reachable with your key and that slurmctld answers there (`scontrol ping`)"
@@ -266,16 +277,18 @@ class SSHTransport(Transport):
         return shlex.join(argv)
 
     async def _connection(self):
-        loop_id = id(asyncio.get_running_loop())
-        lock = self._connecting.setdefault(loop_id, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        for table in (self._conns, self._connecting):  # forget connections of finished loops
+            for key in [k for k, v in table.items() if v[0].is_closed()]:
+                del table[key]
+        _, lock = self._connecting.setdefault(id(loop), (loop, asyncio.Lock()))
         async with lock:  # concurrent first calls share one connection
-            entry = self._conns.get(loop_id)
-            if entry is not None and not entry[0].is_closed():
-                return entry
+            entry = self._conns.get(id(loop))
+            if entry is not None and not entry[1].is_closed():
+                return entry[1], entry[2]
             conn = await self._connect()
-            entry = (conn, asyncio.Semaphore(self.max_channels))
-            self._conns[loop_id] = entry
-            return entry
+            self._conns[id(loop)] = (loop, conn, asyncio.Semaphore(self.max_channels))
+            return conn, self._conns[id(loop)][2]
 
     async def _connect(self):
         import asyncssh
@@ -319,8 +332,8 @@ class SSHTransport(Transport):
     async def close(self) -> None:
         entry = self._conns.pop(id(asyncio.get_running_loop()), None)
         if entry is not None:
-            entry[0].close()
-            await entry[0].wait_closed()
+            entry[1].close()
+            await entry[1].wait_closed()
 
     def describe(self) -> str:
         t = self.target

@@ -137,3 +137,10 @@ def test_arc_cluster_submits_one_array_through_ssh(sshd_robot, slurm_cluster, tm
     finally:
         cluster.close()
     wait_until(lambda: not slurm_cluster.job_ids(comment_contains=f"server={server},"), 60, "no jobs left")
+
+
+def test_synchronous_callers_get_a_fresh_connection_each_time(sshd_robot, slurm_cluster):
+    transport = SSHTransport("local-ssh", sshd_robot.target("scip-user"))
+    for _ in range(2):  # each call runs its own event loop; the connection of the last one is closed
+        assert "JOBID" in transport.run_sync(["squeue", "--me"])
+    assert transport.calls["squeue"] == 2 and transport._conns == {}
