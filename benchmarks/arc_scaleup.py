@@ -280,7 +280,8 @@ def main() -> int:
     if "already running" not in sshd_out:
         sh([str(ROOT / "scripts" / "sshd-local"), "stop"], check=False)
         time.sleep(0.5)
-    drops = sshd_drops(ssh_mark)
+    # a fresh sshd-local start begins a fresh log: then every MaxStartups line is this run's
+    drops = sshd_drops(0 if "already running" not in sshd_out else ssh_mark)
     if drops:
         ssh_vanilla.errors.append(f"sshd log: {' / '.join(d.strip() for d in drops[:3])}")
 

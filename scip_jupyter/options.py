@@ -198,7 +198,8 @@ def _free_text(profile: Profile, status: ProfileStatus | None) -> str:
 
 def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[str, Any]:
     """Plain data the form template shows for one profile (no HTML here)."""
-    none_free = status is not None and profile.kind is not ProfileKind.cpu and status.free is not None and status.free <= 0
+    tracked = status is not None and profile.kind is not ProfileKind.cpu and status.free is not None
+    none_free = tracked and status.free <= 0
     allocation_ok = status is None or status.allocation_ok
     return {
         "slug": profile.slug,

@@ -40,6 +40,8 @@ from .options import (
 )
 
 _catalog_cache: dict[str, tuple[float, Catalog]] = {}
+#: Seconds the spawn form waits at most for the ledger's allocation figures.
+LEDGER_FORM_TIMEOUT = 10.0
 
 
 def cached_catalog(path: str) -> Catalog:
@@ -165,8 +167,9 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     availability_timeout = Float(
         2.0,
         config=True,
-        help="""Seconds the spawn form waits for availability and allocation figures before showing
-        "unknown"; a slow read goes on in the background and fills the cache for the next form.""",
+        help="""Seconds the spawn form waits for the cluster's free counts before showing "unknown";
+        a slow read goes on in the background and fills the cache for the next form. (Allocation
+        figures come from the ledger, which the form waits for up to 10 seconds.)""",
     )
     reconcile_interval = Float(
         300.0,
@@ -216,11 +219,14 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             decision = await asyncio.to_thread(ledger.reserve, request, accounts, self.scip_allocations().unlisted)
         except Exception as exc:  # the ledger is down: fail closed, without leaking its URL
             self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
-            raise web.HTTPError(503, f"allocations: the ledger is not available ({type(exc).__name__}); try again later")
+            raise web.HTTPError(
+                503, f"allocations: the ledger is not available ({type(exc).__name__}); try again later"
+            ) from None
         if not decision.allowed:
             self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
             raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
-        self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, decision.account_key or "(not metered)")
+        payer = decision.account_key or "(not metered)"
+        self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, payer)
 
     async def scip_release(self, reason: str) -> None:
         """Release what this server holds (idempotent; a failure is logged, never raised)."""
@@ -251,12 +257,15 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         last = self._scip_last_sweep.get(ledger.url)
         if last is not None and time.monotonic() - last < self.reconcile_interval:
             return
+        snapshot_time = ledger.clock()
         running = self.scip_running_servers()
         if running is None:
             return
         self._scip_last_sweep[ledger.url] = time.monotonic()
         try:
-            stale = await asyncio.to_thread(ledger.release_stale, running, "the hub does not run this server")
+            stale = await asyncio.to_thread(
+                ledger.release_stale, running, snapshot_time, "the hub does not run this server"
+            )
         except Exception:
             self.log.exception("Could not sweep stale allocations")
             return
@@ -314,24 +323,30 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             out[slug] = (st.ok, st.text)
         return out
 
-    async def _scip_within(self, coro, what: str):
-        """Await `coro` for at most availability_timeout seconds; None (logged) when slower or failing.
+    async def _scip_within(self, coro, what: str, timeout: float):
+        """Await `coro` for at most `timeout` seconds; None (logged) when slower or failing.
 
         The work is shielded: a slow read finishes in the background (and fills its cache).
         """
         task = asyncio.ensure_future(coro)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self.availability_timeout)
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
         except asyncio.TimeoutError:
-            self.log.warning("Spawn form: %s took longer than %ss; shown as unknown", what, self.availability_timeout)
+            self.log.warning("Spawn form: %s took longer than %ss; shown as unknown", what, timeout)
         except Exception as exc:
             self.log.warning("Spawn form: %s failed: %r", what, exc)
         return None
 
     async def scip_profile_status(self, profiles: Sequence[Profile]) -> dict[str, ProfileStatus]:
         free, standing_ = await asyncio.gather(
-            self._scip_within(self.scip_cluster_availability(profiles), "cluster availability"),
-            self._scip_within(self.scip_allocation_standing(profiles), "allocation figures"),
+            self._scip_within(
+                self.scip_cluster_availability(profiles), "cluster availability", self.availability_timeout
+            ),
+            # The ledger is the hub's own database: wait longer for it than for the cluster.
+            self._scip_within(
+                self.scip_allocation_standing(profiles), "allocation figures",
+                max(self.availability_timeout, LEDGER_FORM_TIMEOUT),
+            ),
         )
         free = free or {}
         standing_ = standing_ or {}

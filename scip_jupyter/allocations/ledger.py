@@ -192,12 +192,21 @@ class Ledger:
         with self._session.begin() as session:
             return self._release(session, user, server, self.clock(), reason)
 
-    def release_stale(self, running: Iterable[tuple[str, str]], reason: str = "server not running") -> list[int]:
-        """End every holding whose (user, server) is not in `running` (after a hub crash)."""
+    def release_stale(
+        self, running: Iterable[tuple[str, str]], started_before: dt.datetime, reason: str = "server not running"
+    ) -> list[int]:
+        """End every holding that started before `started_before` whose (user, server) is not in `running`.
+
+        `running` is a snapshot taken at `started_before`: a holding that started
+        later belongs to a spawn the snapshot could not see, and is kept.
+        """
         running = set(running)
         now = self.clock()
         with self._session.begin() as session:
-            rows = session.scalars(select(Reservation).where(Reservation.released_at.is_(None))).all()
+            query = select(Reservation).where(
+                Reservation.released_at.is_(None), Reservation.started_at < started_before
+            )
+            rows = session.scalars(query).all()
             released = []
             for row in rows:
                 if (row.user, row.server) not in running:
@@ -215,7 +224,8 @@ class Ledger:
 
     def active(self) -> list[Holding]:
         with self._read.begin() as session:
-            rows = session.scalars(select(Reservation).where(Reservation.released_at.is_(None)).order_by(Reservation.id))
+            active = select(Reservation).where(Reservation.released_at.is_(None)).order_by(Reservation.id)
+            rows = session.scalars(active)
             return [r.holding() for r in rows]
 
     def events(self, user: str | None = None, kinds: Iterable[str] | None = None) -> list[EventRecord]:

@@ -261,7 +261,8 @@ def figures(account: Account, request: Request, holdings: Iterable[Holding], now
         key = request.flavour if request.flavour in account.max_gpus else "*" if "*" in account.max_gpus else None
         if key is not None:
             used = sum(h.units for h in active if h.flavour == request.flavour)
-            out.append(Figure(account, f"max_gpus.{key}", account.max_gpus[key], used, request.units, f"× {request.flavour}"))
+            limit = account.max_gpus[key]
+            out.append(Figure(account, f"max_gpus.{key}", limit, used, request.units, f"× {request.flavour}"))
     if request.gpu_weight > 0:
         if account.gpu_hours is not None:
             used = sum(h.gpu_hours(account.window, now) for h in mine)
@@ -269,7 +270,8 @@ def figures(account: Account, request: Request, holdings: Iterable[Holding], now
         if account.user_gpu_hours is not None:
             used = sum(h.gpu_hours(account.window, now) for h in mine if h.user == request.user)
             out.append(
-                Figure(account, "allocation.gpu_hours_per_student", account.user_gpu_hours, used, request.gpu_weight, "GPU-hours")
+                Figure(account, "allocation.gpu_hours_per_student", account.user_gpu_hours, used, request.gpu_weight,
+                       "GPU-hours")
             )
     return out
 

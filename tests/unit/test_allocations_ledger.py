@@ -102,12 +102,15 @@ def test_unlisted_deny_is_recorded(ledger):
     assert [e.kind for e in ledger.events()] == ["deny"]
 
 
-def test_release_stale_keeps_running_servers(ledger):
+def test_release_stale_keeps_running_servers_and_newer_spawns(ledger):
     for user in ("ana", "bob"):
         assert reserve(ledger, user).allowed
-    released = ledger.release_stale({("ana", "")})
+    snapshot = ledger.clock.now = NOW + dt.timedelta(seconds=1)
+    ledger.clock.now = NOW + dt.timedelta(seconds=2)
+    assert reserve(ledger, "cy", "x", profile="cpu-small", flavour=None, units=0, gpu_weight=0.0).allowed
+    released = ledger.release_stale({("ana", "")}, started_before=snapshot)
     assert len(released) == 1
-    assert [h.user for h in ledger.active()] == ["ana"]
+    assert [h.user for h in ledger.active()] == ["ana", "cy"]  # cy started after the snapshot
     assert ledger.events(kinds=["release"])[0].user == "bob"
 
 

@@ -175,7 +175,7 @@ async def test_form_shows_cost_free_count_and_allocation_left(config_files):
 
     holder = make(config_files, "ana")
     await holder.start()
-    viewer = make(config_files, "bob", cls=WithCluster)
+    viewer = make(config_files, "bob", cls=WithCluster, availability_timeout=60)
     page = await viewer.scip_options_form()
     h100 = card(page, "h100-full")
     assert 'data-available="no"' in h100
@@ -204,7 +204,7 @@ async def test_form_does_not_wait_for_a_slow_cluster(config_files):
     page = await spawner.scip_options_form()
     assert started == [1]
     assert "Free on the cluster now: unknown" in card(page, "h100-full")
-    assert "Your allocation: group researchers: 1 of 1 × h100 free" in card(page, "h100-full")
+    assert "Your allocation: group researchers: 1 of 1 × h100 free" in card(page, "h100-full")  # the ledger answered
     answer.set()  # let the background read finish
 
 
