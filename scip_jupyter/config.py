@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,21 @@ class StrictModel(BaseModel):
     """Base for config models: unknown keys are errors, values are immutable."""
 
     model_config = {"extra": "forbid", "frozen": True}
+
+
+_file_cache: dict[tuple[Any, str], tuple[int, Any]] = {}
+
+
+def cached_load(loader: Callable[[str], T], path: str | os.PathLike) -> T:
+    """`loader(path)`, reloaded only when the file changes (mtime), so a running hub sees edits.
+
+    The one cache for every config file (catalog, courses, allocations).
+    """
+    key = (loader, str(Path(path).resolve()))
+    mtime = os.stat(key[1]).st_mtime_ns
+    hit = _file_cache.get(key)
+    if hit and hit[0] == mtime:
+        return hit[1]
+    value = loader(key[1])
+    _file_cache[key] = (mtime, value)
+    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
-import os
 import time
 from typing import Any, Sequence
 
@@ -30,6 +29,7 @@ from .allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
 from .allocations.policy import Account, Request, accounts_for, paying_course, standing
 from .allocations.quotas import Allocations, cached_allocations
 from .catalog import Catalog, Profile, load_catalog
+from .config import cached_load
 from .options import (
     OptionsError,
     ProfileStatus,
@@ -39,20 +39,13 @@ from .options import (
     validate_spawn_options,
 )
 
-_catalog_cache: dict[str, tuple[float, Catalog]] = {}
 #: Seconds the spawn form waits at most for the ledger's allocation figures.
 LEDGER_FORM_TIMEOUT = 10.0
 
 
 def cached_catalog(path: str) -> Catalog:
     """Load a catalog, reloading when the file changes (mtime)."""
-    mtime = os.stat(path).st_mtime
-    hit = _catalog_cache.get(path)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    catalog = load_catalog(path)
-    _catalog_cache[path] = (mtime, catalog)
-    return catalog
+    return cached_load(load_catalog, path)
 
 
 class SCIPSpawnerMixin(LoggingConfigurable):

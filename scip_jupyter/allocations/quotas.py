@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from ..catalog import Catalog, Profile, ProfileKind, load_catalog
-from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, field_name, load_yaml, validate_data
+from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, cached_load, field_name, load_yaml, validate_data
 
 #: Key of `max_gpus` standing for every flavour the group does not list.
 ANY_FLAVOUR = "*"
@@ -181,16 +181,6 @@ def load_allocations(path: str | os.PathLike, catalog: Catalog | str | os.PathLi
     return allocations
 
 
-_cache: dict[str, tuple[int, Allocations]] = {}
-
-
 def cached_allocations(path: str | os.PathLike) -> Allocations:
     """`load_allocations`, reloaded only when the file changes (a running hub sees edits)."""
-    key = str(Path(path).resolve())
-    mtime = os.stat(key).st_mtime_ns
-    hit = _cache.get(key)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    allocations = load_allocations(key)
-    _cache[key] = (mtime, allocations)
-    return allocations
+    return cached_load(load_allocations, path)

@@ -24,7 +24,7 @@ from typing import Iterable
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from ..catalog import SLUG_RE, Catalog, load_catalog
-from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, field_name, load_yaml, validate_data
+from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, cached_load, field_name, load_yaml, validate_data
 
 #: JupyterHub usernames and group names we accept in the registry.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
@@ -267,19 +267,9 @@ def load_courses(path: str | os.PathLike, catalog: Catalog | Path | str | None =
     return registry
 
 
-_cache: dict[str, tuple[float, Registry]] = {}
-
-
 def cached_registry(path: str | os.PathLike) -> Registry:
     """`load_courses`, reloaded only when the file changes (so a running hub sees edits)."""
-    key = str(Path(path).resolve())
-    mtime = os.stat(key).st_mtime_ns
-    hit = _cache.get(key)
-    if hit and hit[0] == mtime:
-        return hit[1]
-    registry = load_courses(key)
-    _cache[key] = (mtime, registry)
-    return registry
+    return cached_load(load_courses, path)
 
 
 def registry_path(explicit: str | os.PathLike | None = None) -> Path:
