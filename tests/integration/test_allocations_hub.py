@@ -29,6 +29,8 @@ def second_researcher(hub):
     yield name
     hub.stop_server(name)
     hub.stop_server("researcher1")
+    # leave the shared hub as we found it: other tests read the group's members
+    assert hub.api("DELETE", f"/users/{name}").status_code == 204
 
 
 @pytest.fixture
