@@ -52,9 +52,12 @@ test: setup system-deps
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# Each benchmark prints ratios against its anchor measured in the same run.
 bench: setup system-deps
 	scripts/slurm-local start
 	$(VENV)/bin/python benchmarks/arc_scaleup.py
+	$(VENV)/bin/python benchmarks/kube_spawn.py
+	$(VENV)/bin/python benchmarks/hub_spawn.py
 
 clean:
 	-scripts/slurm-local stop

@@ -5,7 +5,7 @@ Each view takes a model object from scip_jupyter, builds its ipywidgets lazily
 references to its sub-widgets (``view.parts``), and has an autoescaped HTML
 fallback (``_repr_html_``). Views never call Slurm or Kubernetes themselves.
 
-    from scip_widgets import ClusterStatusView, JobMonitorView, LauncherView
+    from scip_widgets import ClusterStatusView, CoursePanel, JobMonitorView, LauncherView
 
 See docs/widgets.md.
 """
@@ -17,6 +17,7 @@ import importlib
 #: Public name -> module that defines it (imported on first use).
 _EXPORTS = {
     "ClusterStatusView": "scip_widgets.status",
+    "CoursePanel": "scip_widgets.course_panel",
     "JobMonitorView": "scip_widgets.monitor",
     "LauncherView": "scip_widgets.launcher",
 }
