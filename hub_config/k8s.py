@@ -5,7 +5,13 @@ The chart mounts this file with the catalog in the hub pod and z2jh's
 the hub spawn with `SCIPKubeSpawner` and maps the chart's `custom.scip` values
 to traitlets through ONE table, `SETTINGS`. An unknown or misplaced key, or a
 value of the wrong type, stops the hub with a message naming the key and what
-is allowed, rather than being ignored.
+is allowed, rather than being ignored. The catalog, quota and course files are
+loaded at start, so a broken one stops the hub with `file:line` at once.
+
+Allocation accounting is on when `allocationsPath` names a quota file (the
+chart ships allocations.yaml in its ConfigMap). The ledger URL never carries a
+password: for PostgreSQL the hub takes it from $SCIP_LEDGER_PASSWORD, which the
+chart's default values fill from a Secret (`jupyterhub.hub.extraEnv`).
 
 Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.py).
 """
@@ -13,15 +19,23 @@ Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.p
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import os
+from typing import Any, Mapping
 
 #: Where the chart mounts the `scip-jupyter-config` ConfigMap in the hub pod.
 CONFIG_DIR = "/usr/local/etc/scip"
+#: Default ledger: SQLite on the hub's PVC (z2jh mounts it at /srv/jupyterhub).
+DEFAULT_LEDGER_URL = "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+#: The hub's environment variable holding the ledger database password (from a Secret).
+LEDGER_PASSWORD_ENV = "SCIP_LEDGER_PASSWORD"
 
 #: chart key under custom.scip -> (class, trait, expected type, description).
 #: The chart's values.schema.yaml documents the same keys; test_helm_chart.py checks they agree.
 SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
     "catalogPath": ("SCIPKubeSpawner", "catalog_path", str, "catalog.yaml inside the hub pod"),
+    "allocationsPath": ("SCIPKubeSpawner", "allocations_path", str, "allocations.yaml (quotas) inside the hub pod; '' = no accounting"),
+    "coursesPath": ("SCIPKubeSpawner", "courses_path", str, "courses.yaml inside the hub pod; '' = no courses"),
+    "ledgerUrl": ("SCIPKubeSpawner", "ledger_url", str, "SQLAlchemy URL of the allocation ledger, without password"),
     "gpuProducts": ("SCIPKubeSpawner", "gpu_products", dict, "GPU model -> nvidia.com/gpu.product node label value"),
     "siteNodeLabel": ("SCIPKubeSpawner", "site_node_label", str, "node label key matched against the profile's site"),
     "tolerateGpuTaint": ("SCIPKubeSpawner", "tolerate_gpu_taint", bool, "GPU pods tolerate the nvidia.com/gpu taint"),
@@ -70,7 +84,41 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
             return f"custom.scip.{key}: must be {{name: <Secret name>, key: <key in it>}} (a reference, never the secret itself)"
     if key == "gpuProducts" and not all(isinstance(v, str) for v in value.values()):
         return f"custom.scip.{key}: values must be strings (node label values)"
+    if key == "ledgerUrl":
+        return _check_ledger_url(value)
     return None
+
+
+def _check_ledger_url(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "custom.scip.ledgerUrl: not a SQLAlchemy URL; e.g. postgresql+psycopg://scip@db.example/scip or " + DEFAULT_LEDGER_URL
+    if parsed.password:
+        return (f"custom.scip.ledgerUrl: holds a password; never put it in values: store it in a Secret that "
+                f"jupyterhub.hub.extraEnv.{LEDGER_PASSWORD_ENV} references (see docs/kubernetes.md)")
+    return None
+
+
+def ledger_url(url: str, environ: Mapping[str, str]) -> str:
+    """The URL the hub's ledger uses: `url` from values, plus the password from the
+    environment (a Secret) for a database server. SQLite needs none.
+
+    >>> ledger_url("postgresql+psycopg://scip@db/scip", {"SCIP_LEDGER_PASSWORD": "s3cret"})
+    'postgresql+psycopg://scip:s3cret@db/scip'
+    >>> ledger_url("sqlite:////srv/jupyterhub/a.sqlite", {"SCIP_LEDGER_PASSWORD": "s3cret"})
+    'sqlite:////srv/jupyterhub/a.sqlite'
+    """
+    from sqlalchemy.engine import make_url
+
+    password = environ.get(LEDGER_PASSWORD_ENV)
+    parsed = make_url(url)
+    if not password or parsed.get_backend_name() == "sqlite":
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
 
 
 def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | None = None) -> dict[tuple[str, str], Any]:
@@ -114,23 +162,64 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
     return settings
 
 
-def apply(c, get_config) -> dict[tuple[str, str], Any]:
-    """Configure the hub `c` from z2jh's `get_config`; returns what was set."""
+def defaults(config_dir: str = CONFIG_DIR) -> dict[tuple[str, str], Any]:
+    """What the hub uses for keys the values leave out: the files of the mounted
+    ConfigMap (courses.yaml and allocations.yaml only when it carries them) and
+    the SQLite ledger on the hub's PVC."""
+    out: dict[tuple[str, str], Any] = {
+        ("SCIPKubeSpawner", "catalog_path"): f"{config_dir}/catalog.yaml",
+        ("SCIPKubeSpawner", "ledger_url"): DEFAULT_LEDGER_URL,
+    }
+    for name, trait in (("allocations.yaml", "allocations_path"), ("courses.yaml", "courses_path")):
+        path = os.path.join(config_dir, name)
+        out[("SCIPKubeSpawner", trait)] = path if os.path.exists(path) else ""
+    return out
+
+
+#: Files loaded at start (key, trait, loader "module:function"); each is checked against the catalog.
+_FILES = (
+    ("allocationsPath", "allocations_path", "scip_jupyter.allocations.quotas:load_allocations"),
+    ("coursesPath", "courses_path", "scip_jupyter.courses.registry:load_courses"),
+)
+
+
+def _load_files(settings: dict[tuple[str, str], Any]) -> None:
+    """Load the catalog and the files that name it now: a broken file stops the hub, not the first spawn."""
+    from importlib import import_module
+
     from scip_jupyter.catalog import load_catalog
     from scip_jupyter.config import ConfigError
 
-    settings = {("SCIPKubeSpawner", "catalog_path"): f"{CONFIG_DIR}/catalog.yaml"}
+    catalog_path = settings[("SCIPKubeSpawner", "catalog_path")]
+    try:
+        catalog = load_catalog(catalog_path)
+    except (ConfigError, OSError) as exc:
+        raise ChartValuesError([f"custom.scip.catalogPath: {catalog_path}: {exc}"]) from None
+    problems = []
+    for key, trait, spec in _FILES:
+        path = settings.get(("SCIPKubeSpawner", trait))
+        if not path:
+            continue
+        module, _, function = spec.partition(":")
+        try:
+            getattr(import_module(module), function)(path, catalog)
+        except (ConfigError, OSError) as exc:
+            problems.append(f"custom.scip.{key}: {path}: {exc}")
+    if problems:
+        raise ChartValuesError(problems)
+
+
+def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: str = CONFIG_DIR) -> dict[tuple[str, str], Any]:
+    """Configure the hub `c` from z2jh's `get_config`; returns what was set (the ledger URL without password)."""
+    settings = defaults(config_dir)
     settings.update(
         scip_settings(get_config("custom", {}), {key: get_config(key, None) for key in CONFLICTS})
     )
+    _load_files(settings)
     c.JupyterHub.spawner_class = "scip-kube"
     for (cls, trait), value in settings.items():
         setattr(c[cls], trait, value)
-    catalog_path = settings[("SCIPKubeSpawner", "catalog_path")]
-    try:  # a broken catalog stops the hub now, not at the first spawn
-        load_catalog(catalog_path)
-    except (ConfigError, OSError) as exc:
-        raise ChartValuesError([f"custom.scip.catalogPath: {catalog_path}: {exc}"]) from None
+    c.SCIPKubeSpawner.ledger_url = ledger_url(settings[("SCIPKubeSpawner", "ledger_url")], environ)
     return settings
 
 

@@ -8,14 +8,15 @@ Kubernetes pod builder and the local spawner.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Iterable
+from typing import Annotated, Iterable
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .config import StrictModel, load_model
+from .config import StrictModel, load_model, require_unique
 
 SLUG_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?([KMGT]i?)?$")
@@ -41,6 +42,25 @@ def parse_quantity(value: str) -> float:
     return number * _UNITS[m.group(2) or ""]
 
 
+def check_slug(value: str) -> str:
+    """A profile slug or course id: what links, labels, groups and folders are named by.
+
+    >>> check_slug("intro-ml")
+    'intro-ml'
+    >>> check_slug("-x")
+    Traceback (most recent call last):
+    ...
+    ValueError: '-x' must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'
+    """
+    if not SLUG_RE.match(value):
+        raise ValueError(f"{value!r} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'")
+    return value
+
+
+#: A string field holding a slug (checked by `check_slug`).
+Slug = Annotated[str, AfterValidator(check_slug)]
+
+
 class ProfileKind(str, Enum):
     cpu = "cpu"
     gpu = "gpu"
@@ -48,7 +68,7 @@ class ProfileKind(str, Enum):
 
 
 class Profile(StrictModel):
-    slug: str = Field(description="Stable identifier used in user_options['profile'] and links.")
+    slug: Slug = Field(description="Stable identifier used in user_options['profile'] and links.")
     display_name: str
     description: str = ""
     kind: ProfileKind
@@ -65,13 +85,6 @@ class Profile(StrictModel):
     site: str
     jurisdiction: str
     default: bool = False
-
-    @field_validator("slug")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        if not SLUG_RE.match(v):
-            raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'")
-        return v
 
     @field_validator("mem_guarantee", "mem_limit", "shm_size")
     @classmethod
@@ -120,11 +133,7 @@ class Catalog(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> "Catalog":
-        seen: set[str] = set()
-        for p in self.profiles:
-            if p.slug in seen:
-                raise ValueError(f"profile slug {p.slug!r} appears twice")
-            seen.add(p.slug)
+        require_unique(self.slugs, "profile slug")
         return self
 
     def get(self, slug: str) -> Profile | None:
@@ -143,3 +152,17 @@ class Catalog(StrictModel):
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate a catalog file; raises config.ConfigError with file:line problems."""
     return load_model(Catalog, path)
+
+
+def catalog_beside(path: str | os.PathLike, catalog: Catalog | str | os.PathLike | None = None) -> Catalog | None:
+    """The catalog another config file (courses.yaml, allocations.yaml) is checked against.
+
+    `catalog` itself when given (a Catalog, or a path to load), else the
+    `catalog.yaml` in the same folder as `path` when there is one, else None
+    (nothing to check against).
+    """
+    if catalog is None and (Path(path).parent / "catalog.yaml").exists():
+        catalog = Path(path).parent / "catalog.yaml"
+    if isinstance(catalog, (str, os.PathLike)):
+        catalog = load_catalog(catalog)
+    return catalog

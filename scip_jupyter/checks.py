@@ -6,10 +6,10 @@ One table maps a file name to the loader that validates it; each loader raises
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from .config import ConfigError, ConfigProblem
+from .lazy import load
 
 #: file name -> "module:function" loading and validating it (raises ConfigError).
 LOADERS = {
@@ -18,11 +18,6 @@ LOADERS = {
     "arc.yaml": "scip_jupyter.arc.presets:load_presets",
     "allocations.yaml": "scip_jupyter.allocations.quotas:load_allocations",
 }
-
-
-def _loader(spec: str):
-    module, func = spec.split(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def check_dir(folder: str | Path) -> tuple[list[str], list[ConfigProblem]]:
@@ -37,7 +32,7 @@ def check_dir(folder: str | Path) -> tuple[list[str], list[ConfigProblem]]:
             continue
         checked.append(str(path))
         try:
-            loader = _loader(spec)
+            loader = load(spec)
         except (ImportError, AttributeError) as exc:  # a module not built yet is a problem, not a crash
             problems.append(ConfigProblem(str(path), 1, "(loader)", f"cannot load validator {spec}: {exc}"))
             continue

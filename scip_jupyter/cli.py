@@ -7,8 +7,9 @@ exposes `add_arguments(parser)` and `run(args) -> int`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+
+from .lazy import load
 
 #: verb -> (module, one-line help)
 VERBS = {
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(verb, help=help_, description=help_)
         p.set_defaults(_module=module)
         try:
-            importlib.import_module(module).add_arguments(p)
+            load(module).add_arguments(p)
         except ImportError as exc:
             p.set_defaults(_import_error=str(exc))
     return parser
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_import_error", None):
         print(f"scip-jupyter {args.verb}: unavailable ({args._import_error})", file=sys.stderr)
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    return int(load(args._module).run(args) or 0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -29,6 +29,15 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+    @classmethod
+    def at(cls, file: str, lines: dict[tuple, int], loc: tuple, message: str) -> "ConfigProblem":
+        """A problem with the value at key path `loc`, reported at its line (or its nearest parent's).
+
+        >>> str(ConfigProblem.at("c.yaml", {("profiles",): 3}, ("profiles", 2, "image"), "missing"))
+        'c.yaml:3: profiles[2].image: missing'
+        """
+        return cls(file, _line_for(lines, loc), field_name(loc), message)
 
 
 class ConfigError(ValueError):
@@ -102,13 +111,28 @@ def validate_data(model: type[M], data: Any, lines: dict[tuple, int], file: str)
                 msg = msg[len("Value error, "):]
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; see the documented fields)"
-            problems.append(ConfigProblem(file, _line_for(lines, loc), field_name(loc), msg))
+            problems.append(ConfigProblem.at(file, lines, loc, msg))
         raise ConfigError(problems) from None
 
 
 def load_model(model: type[M], path: str | os.PathLike) -> M:
     data, lines = load_yaml(path)
     return validate_data(model, data, lines, str(path))
+
+
+def require_unique(values: Iterable[str], what: str) -> None:
+    """Raise ValueError naming the first value seen twice (a model validator's check).
+
+    >>> require_unique(["a", "b", "a"], "profile slug")
+    Traceback (most recent call last):
+    ...
+    ValueError: profile slug 'a' appears twice
+    """
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} appears twice")
+        seen.add(value)
 
 
 class StrictModel(BaseModel):

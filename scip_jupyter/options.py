@@ -19,16 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-
-import jinja2
 
 from .allocations.quotas import gpu_share
 from .catalog import Catalog, Profile, ProfileKind, parse_quantity
+from .templating import render
 
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -219,18 +215,6 @@ def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[
     }
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def render_spawn_form(
     profiles: Sequence[Profile],
     selected: str | None = None,
@@ -243,13 +227,14 @@ def render_spawn_form(
     `host_note` is a line shown above the choices (e.g. "this host has no GPU");
     `status` maps slugs to live availability and allocation (absent: not shown).
     A profile that cannot start now is still listed, marked as such.
-    Every value is escaped by jinja2's autoescape.
+    Every value is escaped (scip_jupyter.templating: autoescape always on).
     """
     status = status or {}
     slugs = [p.slug for p in profiles]
     if selected not in slugs:
         default = default_profile(profiles)
         selected = default.slug if default else None
-    return _environment().get_template("spawn_form.html").render(
-        profiles=[profile_card(p, status.get(p.slug)) for p in profiles], selected=selected, host_note=host_note
+    return render(
+        "spawn_form.html",
+        profiles=[profile_card(p, status.get(p.slug)) for p in profiles], selected=selected, host_note=host_note,
     )

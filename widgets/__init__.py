@@ -12,7 +12,7 @@ See docs/widgets.md.
 
 from __future__ import annotations
 
-import importlib
+from scip_jupyter.lazy import load
 
 #: Public name -> module that defines it (imported on first use).
 _EXPORTS = {
@@ -29,7 +29,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'scip_widgets' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return load(f"{module}:{name}")
 
 
 def __dir__():

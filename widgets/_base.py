@@ -10,17 +10,15 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any, Awaitable, Callable
 
-from jinja2 import DictLoader, Environment, select_autoescape
+from jinja2 import DictLoader
+
+from scip_jupyter.templating import environment
 
 from . import templates
 
-#: One jinja environment, autoescaping every template (they are .html).
-_ENV = Environment(
-    loader=DictLoader(templates.TEMPLATES),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+#: One jinja environment for the views, autoescaping every template (scip_jupyter.templating).
+#: Not strict: a view leaves out values it has none of (an error, a message).
+_ENV = environment(DictLoader(templates.TEMPLATES), strict=False)
 
 #: Tasks started from widget callbacks: kept referenced until done (asyncio holds weak refs).
 _TASKS: set[asyncio.Task] = set()

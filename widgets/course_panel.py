@@ -11,23 +11,7 @@ from __future__ import annotations
 
 from scip_jupyter.courses.panel import CoursePanelModel
 
-from ._base import _ENV, Parts, View, run_soon, set_if_changed
-
-PANEL = """
-<div class="scip-course-panel">
-<strong>Course {{ m.title }}</strong> (<code>{{ m.course }}</code>)
-<table style="font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px">
-<tr><th style="text-align:left">Your material version</th><td>{{ m.version }}</td></tr>
-<tr><th style="text-align:left">Current version</th><td>{{ m.current_version }}</td></tr>
-<tr><th style="text-align:left">Update available</th><td>{{ "yes" if m.update_available else "no" }}</td></tr>
-<tr><th style="text-align:left">A sync would</th><td>{{ m.pending_text }}</td></tr>
-<tr><th style="text-align:left">Files you edited (always kept)</th><td>{{ m.edited | join(", ") or "none" }}</td></tr>
-</table>
-{% if m.message %}<p class="scip-message">{{ m.message }}</p>{% endif %}
-{% if m.error %}<p class="scip-error">{{ m.error }}</p>{% endif %}
-</div>
-"""
-_TEMPLATE = _ENV.from_string(PANEL)
+from ._base import Parts, View, render, run_soon, set_if_changed
 
 
 class CoursePanel(View):
@@ -50,7 +34,7 @@ class CoursePanel(View):
         return f"CoursePanel(course={m.course!r}, version={m.version!r}, update_available={m.update_available})"
 
     def _repr_html_(self) -> str:
-        return _TEMPLATE.render(m=self.model)
+        return render("course_panel.html", m=self.model)
 
     def _build(self):
         import ipywidgets as w
@@ -90,7 +74,7 @@ class CoursePanel(View):
         if self._widget_cache is None:
             return
         m, p = self.model, self.parts
-        set_if_changed(p.title, "value", _ENV.from_string("<b>Course {{ t }}</b> (<code>{{ c }}</code>)").render(t=m.title, c=m.course))
+        set_if_changed(p.title, "value", render("course_title.html", t=m.title, c=m.course))
         set_if_changed(p.version, "value", m.version)
         set_if_changed(p.update, "value", f"yes (version {m.current_version})" if m.update_available else "no")
         set_if_changed(p.pending, "value", m.pending_text)
@@ -99,4 +83,4 @@ class CoursePanel(View):
         set_if_changed(p.sync, "description", "Syncing…" if m.busy else "Sync material")
         text = m.error or m.message
         cls = "scip-error" if m.error else "scip-message"
-        set_if_changed(p.message, "value", _ENV.from_string('<span class="{{ c }}">{{ t }}</span>').render(c=cls, t=text) if text else "")
+        set_if_changed(p.message, "value", render("message.html", c=cls, t=text) if text else "")

@@ -6,6 +6,10 @@ job monitor below it once a cluster runs.
 Widget -> model goes through ``model.set``: a value the preset's validator
 refuses leaves the model unchanged, puts the widget back to the model's value,
 and shows the validator's message (field + allowed values) next to the field.
+
+When the cluster's worker submission fails (phase "failed") or a launch fails
+(phase "error"), the model's message (which cluster, Slurm's words, what to
+check) is shown in red, escaped, in ``parts.alert`` instead of the plain message.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any
 
-from scip_jupyter.arc.launcher import FIELDS, LauncherModel
+from scip_jupyter.arc.launcher import FIELDS, LIVE, LauncherModel
 from scip_jupyter.options import OptionsError
 
 from ._base import Parts, View, render, run_soon, set_if_changed
@@ -29,18 +33,20 @@ LABELS = {
     "walltime": "Walltime",
     "workers": "Workers",
 }
-#: Buttons and the phases in which each is enabled.
+#: Buttons and the phases in which each is enabled ("failed": Scale submits again).
 ACTIONS = {
     "launch": ("Launch", "success", ("idle", "closed", "error")),
-    "scale": ("Scale", "", ("running",)),
-    "adapt": ("Adapt", "", ("running",)),
-    "shutdown": ("Shutdown", "danger", ("running", "error")),
+    "scale": ("Scale", "", LIVE),
+    "adapt": ("Adapt", "", LIVE),
+    "shutdown": ("Shutdown", "danger", (*LIVE, "error")),
 }
+#: Phases whose message is an error, shown in ``parts.alert``.
+ALERT_PHASES = ("failed", "error")
 
 
 class LauncherView(View):
     """Form + actions for a LauncherModel. Named parts: ``parts.fields[name]``,
-    ``parts.errors[name]``, ``parts.buttons[action]``, ``parts.message``,
+    ``parts.errors[name]``, ``parts.buttons[action]``, ``parts.message``, ``parts.alert``,
     ``parts.status_view`` / ``parts.jobs_view`` (after Launch).
     """
 
@@ -93,12 +99,15 @@ class LauncherView(View):
         p.phase.add_class("scip-launcher-phase")
         p.message = w.Label()
         p.message.add_class("scip-launcher-message")
+        p.alert = w.HTML()
+        p.alert.add_class("scip-launcher-alert")
         p.monitor_box = w.VBox([])
         box = w.VBox([
             w.HTML("<b>ARC launcher</b>"),
             *rows,
             w.HBox(list(p.buttons.values())),
             w.HBox([w.Label("Cluster state", layout=label_layout), p.phase, p.message]),
+            p.alert,
             p.monitor_box,
         ])
         box.add_class("scip-launcher")
@@ -147,7 +156,9 @@ class LauncherView(View):
         for action, (_text, _style, phases) in ACTIONS.items():
             set_if_changed(p.buttons[action], "disabled", m.phase not in phases)
         set_if_changed(p.phase, "value", m.phase)
-        set_if_changed(p.message, "value", m.message)
+        failing = m.phase in ALERT_PHASES
+        set_if_changed(p.message, "value", "" if failing else m.message)
+        set_if_changed(p.alert, "value", render("error.html", message=m.message) if failing and m.message else "")
 
     def _on_model(self, change: Any) -> None:
         name = change["name"]
@@ -159,8 +170,18 @@ class LauncherView(View):
         else:
             self._sync_all()
 
+    def _on_refresh(self, _change: Any) -> None:
+        """Each monitor refresh also checks the cluster's last submission (for clusters without listeners)."""
+        self.model.sync_cluster()
+
     def _show_monitor(self, monitor) -> None:
         p = self.parts
+        old_monitor = getattr(p, "monitor", None)
+        if old_monitor is not None:
+            old_monitor.unobserve(self._on_refresh, names=["refreshed_at", "error"])
+        p.monitor = monitor
+        if monitor is not None:
+            monitor.observe(self._on_refresh, names=["refreshed_at", "error"])
         for old in ("status_view", "jobs_view"):
             view = getattr(p, old, None)
             if view is not None:
@@ -209,6 +230,8 @@ class LauncherView(View):
     def close(self) -> None:
         if self._widget_cache is not None:
             self.model.unobserve(self._on_model, names=[*FIELDS, "phase", "message", "monitor"])
+            if getattr(self.parts, "monitor", None) is not None:
+                self.parts.monitor.unobserve(self._on_refresh, names=["refreshed_at", "error"])
             for view in (getattr(self.parts, "status_view", None), getattr(self.parts, "jobs_view", None)):
                 if view is not None:
                     view.close()

@@ -55,6 +55,25 @@ LINK = """{% if href %}<a href="{{ href }}" target="_blank" rel="noopener">{{ te
 
 ERROR = """<span class="scip-error" style="color: var(--jp-error-color1, #c62828)">{{ message }}</span>"""
 
+COURSE_PANEL = """
+<div class="scip-course-panel">
+<strong>Course {{ m.title }}</strong> (<code>{{ m.course }}</code>)
+<table style="font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px">
+<tr><th style="text-align:left">Your material version</th><td>{{ m.version }}</td></tr>
+<tr><th style="text-align:left">Current version</th><td>{{ m.current_version }}</td></tr>
+<tr><th style="text-align:left">Update available</th><td>{{ "yes" if m.update_available else "no" }}</td></tr>
+<tr><th style="text-align:left">A sync would</th><td>{{ m.pending_text }}</td></tr>
+<tr><th style="text-align:left">Files you edited (always kept)</th><td>{{ m.edited | join(", ") or "none" }}</td></tr>
+</table>
+{% if m.message %}<p class="scip-message">{{ m.message }}</p>{% endif %}
+{% if m.error %}<p class="scip-error">{{ m.error }}</p>{% endif %}
+</div>
+"""
+
+COURSE_TITLE = """<b>Course {{ t }}</b> (<code>{{ c }}</code>)"""
+
+MESSAGE = """<span class="{{ c }}">{{ t }}</span>"""
+
 TEMPLATES = {
     "error.html": ERROR,
     "status_title.html": STATUS_TITLE,
@@ -62,4 +81,7 @@ TEMPLATES = {
     "cluster_status.html": CLUSTER_STATUS,
     "job_table.html": JOB_TABLE,
     "launcher.html": LAUNCHER,
+    "course_panel.html": COURSE_PANEL,
+    "course_title.html": COURSE_TITLE,
+    "message.html": MESSAGE,
 }

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from ..catalog import Catalog, Profile, ProfileKind, load_catalog
-from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, cached_load, field_name, load_yaml, validate_data
+from ..catalog import Catalog, Profile, ProfileKind, catalog_beside
+from ..config import ConfigError, ConfigProblem, StrictModel, cached_load, load_yaml, validate_data
 
 #: Key of `max_gpus` standing for every flavour the group does not list.
 ANY_FLAVOUR = "*"
@@ -151,10 +151,9 @@ def _check_flavours(allocations: Allocations, catalog: Catalog, lines: dict, fil
     for group, quota in allocations.groups.items():
         for flavour in quota.max_gpus:
             if flavour != ANY_FLAVOUR and flavour not in known:
-                loc = ("groups", group, "max_gpus", flavour)
                 problems.append(
-                    ConfigProblem(
-                        file, _line_for(lines, loc), field_name(loc),
+                    ConfigProblem.at(
+                        file, lines, ("groups", group, "max_gpus", flavour),
                         f"unknown flavour {flavour!r}; the catalog's flavours: {', '.join(known) or '(none)'} (or *)",
                     )
                 )
@@ -170,10 +169,7 @@ def load_allocations(path: str | os.PathLike, catalog: Catalog | str | os.PathLi
     path = Path(path)
     data, lines = load_yaml(path)
     allocations = validate_data(Allocations, data, lines, str(path))
-    if catalog is None and (path.parent / "catalog.yaml").exists():
-        catalog = path.parent / "catalog.yaml"
-    if isinstance(catalog, (str, os.PathLike)):
-        catalog = load_catalog(catalog)
+    catalog = catalog_beside(path, catalog)
     if catalog is not None:
         problems = _check_flavours(allocations, catalog, lines, str(path))
         if problems:

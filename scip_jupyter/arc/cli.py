@@ -8,9 +8,10 @@ Add a verb by adding a line (jobs list/cancel/reconcile live in their own module
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
+
+from ..lazy import load
 
 #: sub-command -> "module:Class" (class with help, add_arguments, run)
 SUBCOMMANDS: dict[str, str] = {
@@ -22,16 +23,11 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def _load(spec: str):
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="arc_command", required=True, metavar="COMMAND")
     for name, spec in SUBCOMMANDS.items():
         try:
-            command = _load(spec)
+            command = load(spec)
         except (ImportError, AttributeError) as exc:
             p = sub.add_parser(name, help=f"(unavailable: {exc})")
             p.set_defaults(_arc_error=f"{name}: unavailable ({exc})")

@@ -25,6 +25,14 @@ What it adds to SLURMCluster (subclass, don't fork):
 - Every array job is recorded in the job registry when submitted and
   forgotten when all its tasks are closed, so the notebook server's shutdown
   hook and the hub can cancel what a dead kernel leaves behind.
+- A submission that fails (Slurm refuses it, the controller does not answer
+  within the transport's timeout, the transport refuses the command) does not
+  stay inside the cluster's event loop: `cluster.last_error` (a `SubmitError`:
+  message naming the cluster and what to check, and the time) is set, listeners
+  added with `add_submit_listener` are called, and the workers that were never
+  submitted leave the plan, so `scale(n)` submits them again. The next
+  successful submission clears `last_error`. Adaptive scaling waits
+  `submit_retry_after` seconds after a failure before it submits again.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ import logging
 import math
 import os
 import socket
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from dask_jobqueue.slurm import SLURMCluster
 from distributed.core import Status
+from distributed.deploy.adaptive import Adaptive
 from distributed.security import Security
 
 from .jobs import ARCJob, ArrayBatcher, array_index, job_settings
@@ -56,7 +66,7 @@ from .presets import (
     validate_request,
 )
 from .tags import JobTags
-from .transport import SlurmError, Transport, transport_for
+from .transport import SlurmCommandError, SlurmError, SlurmUnavailable, Transport, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +120,76 @@ def scheduler_network(preset: ClusterPreset) -> dict[str, Any]:
     return options
 
 
+@dataclass(frozen=True)
+class SubmitError:
+    """Why the last worker submission failed, in words a notebook user can act on.
+
+    `cluster` is the preset's name, `workers` how many worker jobs the submission
+    would have started, `detail` what Slurm (or the transport) said, `check`
+    what to look at, `at` when it happened (UTC).
+    """
+
+    cluster: str
+    workers: int
+    detail: str
+    check: str
+    at: datetime
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def message(self) -> str:
+        jobs = "job" if self.workers == 1 else "jobs"
+        return (f"Submitting {self.workers} worker {jobs} to cluster {self.cluster!r} failed at "
+                f"{self.at:%H:%M:%S} UTC: {self.detail} Check: {self.check}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+#: What to check when Slurm answered but refused the submission.
+REFUSED_CHECK = (
+    "the request (account, partition, GPU type, walltime, memory) against what the cluster allows "
+    "(`scontrol show partition`, your accounts) and the preset in arc.yaml"
+)
+#: What to check when the transport itself failed (not Slurm).
+TRANSPORT_CHECK = "the preset's transport settings in arc.yaml (submit host, key, Slurm client commands)"
+
+
+def submit_error(cluster: str, workers: int, exc: BaseException, at: datetime | None = None) -> SubmitError:
+    """What to tell a person about a failed submission (pure).
+
+    >>> when = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
+    >>> refused = SlurmCommandError("local-slurm", ["sbatch"], 1, "sbatch: error: invalid partition specified: nope")
+    >>> print(submit_error("local-slurm", 2, refused, when).message)  # doctest: +ELLIPSIS
+    Submitting 2 worker jobs to cluster 'local-slurm' failed at 08:00:00 UTC: Slurm refused them (sbatch exit 1): sbatch: error: invalid partition specified: nope Check: the request (account, partition, ...
+    >>> down = SlurmUnavailable("fir", "sbatch", "no answer within 30s", "that robot.fir answers")
+    >>> print(submit_error("fir", 1, down, when).message)
+    Submitting 1 worker job to cluster 'fir' failed at 08:00:00 UTC: Slurm did not answer (sbatch: no answer within 30s). Check: that robot.fir answers
+    """
+    at = at or datetime.now(timezone.utc)
+    if isinstance(exc, SlurmUnavailable):
+        detail, check = f"Slurm did not answer ({exc.command}: {exc.detail}).", exc.hint or TRANSPORT_CHECK
+    elif isinstance(exc, SlurmCommandError):
+        command = exc.argv[0] if exc.argv else "sbatch"
+        said = "; ".join(line.strip() for line in exc.stderr.splitlines() if line.strip())
+        detail = f"Slurm refused them ({command} exit {exc.returncode}): {said or '(no message)'}"
+        check = REFUSED_CHECK
+    else:
+        detail, check = f"{type(exc).__name__}: {exc}", TRANSPORT_CHECK
+    return SubmitError(cluster=cluster, workers=workers, detail=detail, check=check, at=at, exception=exc)
+
+
+class ARCAdaptive(Adaptive):
+    """dask's Adaptive, but after a failed submission it waits the cluster's
+    `submit_retry_after` seconds before asking for workers again, instead of
+    calling sbatch at every adaptive interval while Slurm keeps refusing."""
+
+    async def scale_up(self, n):
+        if self.cluster.submission_paused():
+            return
+        await super().scale_up(n)
+
+
 class ARCCluster(SLURMCluster):
     """A Dask cluster on an ARC Slurm cluster, from a preset.
 
@@ -125,6 +205,7 @@ class ARCCluster(SLURMCluster):
     transport: a Transport (default: the preset's).
     array: submit scale-ups as one job array (default True); False submits one job per worker.
     coalesce_window: seconds scale requests are gathered before submitting.
+    submit_retry_after: seconds adaptive scaling waits after a failed submission before it submits again.
     Other keyword arguments go to dask-jobqueue's SLURMCluster (e.g. asynchronous, python, name).
     """
 
@@ -151,6 +232,7 @@ class ARCCluster(SLURMCluster):
         transport: Transport | None = None,
         array: bool = True,
         coalesce_window: float = 0.1,
+        submit_retry_after: float = 60.0,
         security: Security | None = None,
         **kwargs,
     ):
@@ -182,6 +264,9 @@ class ARCCluster(SLURMCluster):
             user=user,
         )
         self.coalesce_window = coalesce_window
+        self.submit_retry_after = submit_retry_after
+        self.last_error: SubmitError | None = None  # the last failed submission; None once one succeeds
+        self._submit_listeners: list[Callable[[SubmitError | None], None]] = []
         self._registry = None
         self.batcher = (
             ArrayBatcher(self.transport, on_submitted=self._record, on_finished=self._forget) if array else None
@@ -229,6 +314,43 @@ class ARCCluster(SLURMCluster):
     def _forget(self, job_id: str) -> None:
         self.registry.forget(job_id)
 
+    # ------------------------------------------------------------ submission errors
+
+    def add_submit_listener(self, callback: Callable[[SubmitError | None], None]) -> None:
+        """Call `callback(error)` when a submission fails, and `callback(None)` when one
+        succeeds after a failure. It runs on the cluster's event loop (its own thread
+        for a synchronous cluster): keep it short."""
+        self._submit_listeners.append(callback)
+
+    def remove_submit_listener(self, callback: Callable[[SubmitError | None], None]) -> None:
+        if callback in self._submit_listeners:
+            self._submit_listeners.remove(callback)
+
+    def submission_paused(self) -> bool:
+        """True within `submit_retry_after` seconds of a failed submission (adaptive scaling waits)."""
+        error = self.last_error
+        return error is not None and (datetime.now(timezone.utc) - error.at).total_seconds() < self.submit_retry_after
+
+    def _set_submit_error(self, error: SubmitError | None) -> None:
+        if error is None and self.last_error is None:
+            return
+        self.last_error = error
+        for callback in list(self._submit_listeners):
+            try:
+                callback(error)
+            except Exception:  # a broken listener must not break scaling
+                logger.exception("submit listener %r failed", callback)
+
+    async def _drop_unsubmitted(self) -> int:
+        """Forget the workers whose submission failed (still `created`: they never got a job id),
+        so the plan shows what Slurm holds and the next scale submits them again."""
+        failed = [name for name, job in self.workers.items() if job.status == Status.created]
+        for name in failed:
+            job = self.workers.pop(name)
+            self.worker_spec.pop(name, None)
+            await job.close()  # nothing to cancel; marks it closed for SpecCluster's shutdown check
+        return len(failed)
+
     # ------------------------------------------------------------ scaling
 
     def new_worker_spec(self):
@@ -253,6 +375,8 @@ class ARCCluster(SLURMCluster):
         return super().scale(n, jobs=jobs, memory=memory, cores=cores)
 
     def adapt(self, *args, minimum_jobs=None, maximum_jobs=None, **kwargs):
+        if not args:
+            kwargs.setdefault("Adaptive", ARCAdaptive)
         limit = min(self.preset.max_jobs_per_user, self.preset.max_array_size)
         processes = self._dummy_job.worker_processes
         if maximum_jobs is not None:
@@ -276,7 +400,21 @@ class ARCCluster(SLURMCluster):
     async def _coalesced_correct_state(self):
         if self.coalesce_window and self.status not in (Status.closing, Status.closed):
             await asyncio.sleep(self.coalesce_window)
-        await self._correct_state_internal()
+        opening = len(set(self.worker_spec) - set(self.workers))
+        try:
+            await self._correct_state_internal()
+        except Exception as exc:
+            # Nobody awaits this task (scale() only schedules it): without this the
+            # failure would stay in the event loop and the cluster look "starting" forever.
+            dropped = await self._drop_unsubmitted()
+            if not dropped:
+                raise  # not a submission failure: dask's own handling
+            error = submit_error(self.preset.name, dropped, exc)
+            logger.error("%s", error.message)
+            self._set_submit_error(error)
+            return
+        if opening:
+            self._set_submit_error(None)
 
     async def _close(self):
         try:

@@ -36,7 +36,6 @@ import json
 import re
 import shlex
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from .poller import JobPoller
 from .registry import JobRegistry
 from .states import JobState, Phase, scancel_argv
 from .tags import JobTags
+from .transport import run_blocking
 
 #: File names in the run folder (see the module docstring).
 STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED, LOG = "status.json", "result.b64", "error.json", "exit_code", "signalled", "job.log"
@@ -310,28 +310,6 @@ def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | N
 # ------------------------------------------------------------------ I/O
 
 
-def _run_sync(coro):
-    """Run a coroutine from sync code, also inside a running loop (a notebook kernel)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 class InJobRun:
     """One function (or script) run on a Dask cluster living inside one Slurm job.
 
@@ -464,16 +442,16 @@ class InJobRun:
     # -------------------------------------------------------------- sync API (notebooks)
 
     def submit(self) -> str:
-        return _run_sync(self.asubmit())
+        return run_blocking(self.asubmit())
 
     def status(self) -> InJobStatus:
-        return _run_sync(self.astatus())
+        return run_blocking(self.astatus())
 
     def result(self, timeout: float | None = None) -> Any:
-        return _run_sync(self.aresult(timeout))
+        return run_blocking(self.aresult(timeout))
 
     def cancel(self) -> None:
-        return _run_sync(self.acancel())
+        return run_blocking(self.acancel())
 
     # -------------------------------------------------------------- helpers
 

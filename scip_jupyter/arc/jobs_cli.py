@@ -35,6 +35,14 @@ def _server_jobs(args) -> ServerJobs:
     return ServerJobs(tags, JobRegistry.default(), preset_transport, presets=args.preset, poll_interval=0)
 
 
+def _cleanup(args) -> ARCCleanup:
+    """Tagged jobs of every server on the --preset clusters (default: every preset's)."""
+    cleanup = ARCCleanup(transport_for=preset_transport)
+    if args.preset:
+        cleanup.presets = args.preset
+    return cleanup
+
+
 def _table(rows: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -65,9 +73,7 @@ class JobsCommand:
     @staticmethod
     def run(args) -> int:
         if args.all:
-            cleanup = ARCCleanup(transport_for=preset_transport)
-            if args.preset:
-                cleanup.presets = args.preset
+            cleanup = _cleanup(args)
             body = {"jobs": [], "errors": []}
             for preset in cleanup.presets:
                 try:
@@ -144,9 +150,7 @@ class ReconcileCommand:
         if args.hub and not (os.environ.get("JUPYTERHUB_API_URL") and os.environ.get("JUPYTERHUB_API_TOKEN")):
             print("--hub: JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (run as a hub service)", file=sys.stderr)
             return 2
-        cleanup = ARCCleanup(transport_for=preset_transport)
-        if args.preset:
-            cleanup.presets = args.preset
+        cleanup = _cleanup(args)
         while True:
             code = _reconcile_once(cleanup, running, args)
             if not args.every:

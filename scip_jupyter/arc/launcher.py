@@ -9,6 +9,13 @@ the model as it was. Actions (`launch`, `scale`, `adapt`, `shutdown`) drive an
 `ARCCluster` built by an injectable factory; `monitor` is a `JobMonitor` over
 that cluster's jobs (a cached `JobPoller` on the cluster's transport).
 
+Submission happens in the cluster's event loop, after `launch`/`scale` return.
+The model listens to the cluster (`ARCCluster.add_submit_listener`): when Slurm
+refuses or does not answer, the phase becomes "failed" and `message` says which
+cluster failed, Slurm's words and what to check; Scale tries again, and the next
+successful submission puts the phase back to "running". `sync_cluster()` reads
+`cluster.last_error` for clusters without listeners (views call it on refresh).
+
 The model never imports ipywidgets (views live in scip_widgets).
 
 >>> from scip_jupyter.arc.presets import PresetFile, example_preset
@@ -41,7 +48,11 @@ from .presets import ARCRequestError, ClusterPreset, PresetFile, ValidRequest, c
 #: The fields a person sets, in the order a form shows them.
 FIELDS = ("preset", "account", "partition", "gpu_type", "gpus", "walltime", "workers")
 #: Life of the launched cluster.
-PHASES = ("idle", "launching", "running", "closing", "closed", "error")
+#: "failed": the cluster runs, but Slurm refused (or did not answer) its last worker submission.
+#: "error": launching or shutting down failed (no usable cluster).
+PHASES = ("idle", "launching", "running", "failed", "closing", "closed", "error")
+#: Phases with a live cluster that accepts scale/adapt.
+LIVE = ("running", "failed")
 
 
 def current_user() -> str:
@@ -225,6 +236,9 @@ class LauncherModel(HasTraits):
         try:
             cluster = self.cluster_factory(**self._cluster_arguments(valid))
             self.cluster = cluster
+            listen = getattr(cluster, "add_submit_listener", None)
+            if listen is not None:
+                listen(self._on_submit_result)
             if valid.workers:
                 cluster.scale(valid.workers)
             self.monitor = self._monitor_for(cluster)
@@ -232,7 +246,8 @@ class LauncherModel(HasTraits):
             self._close_quietly()
             self.phase, self.message = "error", f"Launch failed: {exc}"
             raise
-        self.phase, self.message = "running", f"Launched on {valid.preset}: {valid.workers} workers requested."
+        if self.phase == "launching":  # a submission may already have failed (phase "failed")
+            self.phase, self.message = "running", f"Launched on {valid.preset}: {valid.workers} workers requested."
         return cluster
 
     def _cluster_arguments(self, valid: ValidRequest) -> dict[str, Any]:
@@ -259,29 +274,36 @@ class LauncherModel(HasTraits):
         return JobMonitor.for_cluster(cluster, poll_interval=self.poll_interval, preset=self.preset, interval=self.refresh_interval)
 
     def scale(self, workers: int | None = None) -> None:
-        """Scale the running cluster to `workers` (default: the workers field)."""
-        self._require("running")
+        """Scale the running cluster to `workers` (default: the workers field); after a failed
+        submission this submits the missing workers again."""
+        self._require(*LIVE)
         if workers is not None and workers != self.workers:
             self.set("workers", workers)
         valid = self.check("workers", self.workers)
         check_scale(self.preset_object(), valid.jobs)
         self.cluster.scale(valid.workers)
-        self.message = f"Scaling to {valid.workers} workers."
+        if self.phase == "running":  # "failed" keeps its message until a submission works
+            self.message = f"Scaling to {valid.workers} workers."
 
     def adapt(self, minimum: int = 0, maximum: int | None = None) -> None:
         """Let Dask scale between `minimum` and `maximum` (default: the workers field)."""
-        self._require("running")
+        self._require(*LIVE)
         maximum = self.workers if maximum is None else maximum
         if not 0 <= minimum <= maximum:
             raise ARCRequestError("minimum", f"{minimum} must be between 0 and maximum ({maximum})", [f"0..{maximum}"])
         self.check("workers", maximum)
         check_scale(self.preset_object(), -(-maximum // self.request.processes))
         self.cluster.adapt(minimum=minimum, maximum=maximum)
-        self.message = f"Adapting between {minimum} and {maximum} workers."
+        if self.phase == "running":
+            self.message = f"Adapting between {minimum} and {maximum} workers."
 
     def shutdown(self) -> None:
         """Close the cluster: its workers' Slurm jobs are cancelled."""
-        self._require("running", "launching", "error")
+        self._require(*LIVE, "launching", "error")
+        self._stop_listening()
+        if self.cluster is None:  # a failed launch already closed what it started
+            self.phase, self.message = "closed", "No cluster was running."
+            return
         self.phase, self.message = "closing", "Shutting down..."
         try:
             self.cluster.close()
@@ -290,10 +312,37 @@ class LauncherModel(HasTraits):
             raise
         self.phase, self.message = "closed", "Cluster closed; its Slurm jobs were cancelled."
 
+    def _stop_listening(self) -> None:
+        stop = getattr(self.cluster, "remove_submit_listener", None)
+        if stop is not None:
+            stop(self._on_submit_result)
+
     def _close_quietly(self) -> None:
+        self._stop_listening()
         cluster, self.cluster = self.cluster, None
         if cluster is not None:
             try:
                 cluster.close()
             except Exception:  # noqa: BLE001 - already failing; the launch error is the one to show
                 pass
+
+    # ------------------------------------------------------------ submission results
+
+    def _on_submit_result(self, error: Any) -> None:
+        """Listener of the cluster (called on its event loop): a failed submission, or None after a success."""
+        if self.cluster is None or self.phase not in ("launching", *LIVE):
+            return
+        if error is not None:
+            self.phase, self.message = "failed", str(error)
+        elif self.phase == "failed":
+            self.phase, self.message = "running", f"Workers submitted to {self.preset}."
+
+    def sync_cluster(self) -> None:
+        """Follow `cluster.last_error` (for clusters that cannot call listeners; cheap, no Slurm call)."""
+        if self.cluster is None or self.phase not in LIVE:
+            return
+        error = getattr(self.cluster, "last_error", None)
+        if error is not None and (self.phase != "failed" or str(error) != self.message):
+            self._on_submit_result(error)
+        elif error is None and self.phase == "failed":
+            self._on_submit_result(None)

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence, Union
 
 from dask.utils import format_bytes, parse_bytes
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..config import ConfigError, ConfigProblem, StrictModel, load_yaml, validate_data
+from ..catalog import SLUG_RE
+from ..config import ConfigError, ConfigProblem, StrictModel, load_yaml, require_unique, validate_data
 from ..options import OptionsError
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 #: A MIG slice as Slurm names it: `<model>_<g>g.<mem>gb`, e.g. h100_1g.10gb or nvidia_h100_80gb_hbm3_3g.40gb.
 MIG_RE = re.compile(r"_(\d)g\.(\d+)gb$")
 #: Environment variable naming the presets file.
@@ -203,28 +203,25 @@ class SSHTransportConfig(StrictModel):
 TransportConfig = Annotated[Union[LocalTransportConfig, SSHTransportConfig], Field(discriminator="kind")]
 
 
+def _memory_text(value: str) -> str:
+    parse_bytes(value)  # raises ValueError naming the value
+    return value
+
+
+#: A memory size as dask writes it (2GiB, 512MB), kept as written.
+Memory = Annotated[str, AfterValidator(_memory_text)]
+
+
 class WorkerDefaults(StrictModel):
     cores: int = Field(1, ge=1, le=1024)
-    memory: str = Field("2GiB", description="Memory per worker job, e.g. 2GiB.")
+    memory: Memory = Field("2GiB", description="Memory per worker job, e.g. 2GiB.")
     processes: int = Field(1, ge=1, le=256)
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, v: str) -> str:
-        parse_bytes(v)
-        return v
 
 
 class Limits(StrictModel):
     max_cores: int = Field(64, ge=1, description="Most cores one worker job may ask for.")
-    max_memory: str = Field("256GiB", description="Most memory one worker job may ask for.")
+    max_memory: Memory = Field("256GiB", description="Most memory one worker job may ask for.")
     max_gpus_per_node: int = Field(4, ge=0, le=16)
-
-    @field_validator("max_memory")
-    @classmethod
-    def _memory(cls, v: str) -> str:
-        parse_bytes(v)
-        return v
 
 
 class ClusterPreset(StrictModel):
@@ -258,7 +255,7 @@ class ClusterPreset(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+        if not SLUG_RE.match(v):  # preset names follow the catalog's slug rule
             raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-'")
         return v
 
@@ -292,11 +289,7 @@ class PresetFile(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self):
-        seen = set()
-        for p in self.clusters:
-            if p.name in seen:
-                raise ValueError(f"preset name {p.name!r} appears twice")
-            seen.add(p.name)
+        require_unique([p.name for p in self.clusters], "preset name")
         return self
 
     def get(self, name: str) -> ClusterPreset:

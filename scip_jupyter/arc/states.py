@@ -168,6 +168,12 @@ class JobState:
         out["tags"] = asdict(self.tags) if self.tags else None
         return out
 
+    @classmethod
+    def from_slurm(cls, *, reason: str, comment: str, **fields) -> "JobState":
+        """One job as a Slurm command printed it (squeue, sacct, squeue --json): the one place
+        that reads Slurm's "None" reason as none and the platform's tags from the --comment."""
+        return cls(reason="" if reason == "None" else reason, comment=comment, tags=JobTags.from_comment(comment), **fields)
+
 
 # ---------------------------------------------------------------- command builders
 
@@ -275,11 +281,11 @@ def parse_squeue(text: str) -> list[JobState]:
         comment = "" if comment == "(null)" else comment
         phase = phase_of(state)
         jobs.append(
-            JobState(
+            JobState.from_slurm(
                 job_id=job_id,
                 phase=phase,
                 slurm_state=state,
-                reason="" if reason == "None" else reason,
+                reason=reason,
                 start=parse_time(start),
                 elapsed_s=parse_duration(used),
                 time_limit_s=parse_duration(limit),
@@ -288,7 +294,6 @@ def parse_squeue(text: str) -> list[JobState]:
                 partition=partition,
                 nodes=_int(nodes),
                 comment=comment,
-                tags=JobTags.from_comment(comment),
             )
         )
     return jobs
@@ -328,11 +333,11 @@ def parse_sacct(text: str) -> list[JobState]:
             raise ValueError(f"sacct line has {len(cols)} columns, expected {n} ({','.join(SACCT_FIELDS)}): {line!r}")
         job_id, state, exit_code, start, end, elapsed, limit, name, user, partition, reason, comment = cols
         jobs.append(
-            JobState(
+            JobState.from_slurm(
                 job_id=job_id,
                 phase=phase_of(state),
                 slurm_state=state,
-                reason="" if reason == "None" else reason,
+                reason=reason,
                 start=parse_time(start),
                 end=parse_time(end),
                 elapsed_s=parse_duration(elapsed),
@@ -342,7 +347,6 @@ def parse_sacct(text: str) -> list[JobState]:
                 partition=partition,
                 exit_code=exit_code,
                 comment=comment,
-                tags=JobTags.from_comment(comment),
             )
         )
     return jobs
@@ -373,11 +377,11 @@ def parse_squeue_json(text: str, now: datetime | None = None) -> list[JobState]:
             comment = comment.get("job") or ""
         reason = j.get("state_reason") or ""
         jobs.append(
-            JobState(
+            JobState.from_slurm(
                 job_id=job_id,
                 phase=phase,
                 slurm_state=state,
-                reason="" if reason == "None" else reason,
+                reason=reason,
                 start=start,
                 end=_epoch(j.get("end_time")) if phase.finished else None,
                 elapsed_s=elapsed,
@@ -387,7 +391,6 @@ def parse_squeue_json(text: str, now: datetime | None = None) -> list[JobState]:
                 partition=j.get("partition", ""),
                 nodes=_number(j.get("node_count")),
                 comment=comment,
-                tags=JobTags.from_comment(comment),
             )
         )
     return jobs

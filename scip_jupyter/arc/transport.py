@@ -28,7 +28,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Awaitable, Mapping, Sequence, TypeVar
 
 #: Commands the Alliance automation nodes allow (the Slurm four, plus `cat` to read
 #: files a job wrote); the SSH transport refuses anything else locally, before
@@ -36,6 +36,7 @@ from typing import Mapping, Sequence
 ALLOWED_REMOTE_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel", "cat")
 
 DEFAULT_TIMEOUT = 30.0
+T = TypeVar("T")
 
 #: Slurm client messages that mean "the controller did not answer" (not "your request is wrong").
 _UNAVAILABLE = re.compile(
@@ -100,6 +101,37 @@ def clean_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if not _SECRET_ENV.search(k)}
 
 
+def run_blocking(coro: Awaitable[T]) -> T:
+    """Run a coroutine to completion from synchronous code and return its result.
+
+    Works inside a running event loop too (a notebook kernel, a hub hook): there the
+    coroutine runs on its own loop in a short-lived thread, and its exception is
+    re-raised in the caller's thread.
+
+    >>> async def two(): return 2
+    >>> run_blocking(two())
+    2
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: dict = {}
+
+    def target():
+        try:
+            result["out"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["exc"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join()
+    if "exc" in result:
+        raise result["exc"]
+    return result["out"]
+
+
 class Transport:
     """Runs Slurm commands for one cluster. Subclasses implement `_run`."""
 
@@ -149,24 +181,7 @@ class Transport:
             finally:
                 await self.close()
 
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(once())
-        result: dict = {}
-
-        def target():
-            try:
-                result["out"] = asyncio.run(once())
-            except BaseException as exc:  # re-raised in the caller's thread
-                result["exc"] = exc
-
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        thread.join()
-        if "exc" in result:
-            raise result["exc"]
-        return result["out"]
+        return run_blocking(once())
 
     async def _run(self, argv: list[str], stdin: str | None, timeout: float) -> tuple[int, str, str]:
         raise NotImplementedError

@@ -19,12 +19,12 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Annotated, Iterable
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
-from ..catalog import SLUG_RE, Catalog, load_catalog
-from ..config import ConfigError, ConfigProblem, StrictModel, _line_for, cached_load, field_name, load_yaml, validate_data
+from ..catalog import SLUG_RE, Catalog, Slug, catalog_beside
+from ..config import ConfigError, ConfigProblem, StrictModel, cached_load, load_yaml, require_unique, validate_data
 
 #: JupyterHub usernames and group names we accept in the registry.
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
@@ -44,19 +44,14 @@ def _names(values: list[str], what: str) -> list[str]:
     return values
 
 
+#: Lists of hub usernames / group names, each valid and none twice (checked by `_names`).
+Usernames = Annotated[list[str], AfterValidator(lambda v: _names(v, "username"))]
+GroupNames = Annotated[list[str], AfterValidator(lambda v: _names(v, "group name"))]
+
+
 class Students(StrictModel):
-    users: list[str] = Field(default_factory=list, description="Hub usernames enrolled in the course.")
-    groups: list[str] = Field(default_factory=list, description="Hub groups whose members are enrolled.")
-
-    @field_validator("users")
-    @classmethod
-    def _users(cls, v):
-        return _names(v, "username")
-
-    @field_validator("groups")
-    @classmethod
-    def _groups(cls, v):
-        return _names(v, "group name")
+    users: Usernames = Field(default_factory=list, description="Hub usernames enrolled in the course.")
+    groups: GroupNames = Field(default_factory=list, description="Hub groups whose members are enrolled.")
 
     @model_validator(mode="after")
     def _someone(self) -> "Students":
@@ -106,27 +101,15 @@ class Allocation(StrictModel):
 
 
 class Course(StrictModel):
-    id: str = Field(description="Stable slug: used in group names, folders and links.")
+    id: Slug = Field(description="Stable slug: used in group names, folders and links.")
     title: str = Field(min_length=1, max_length=200)
-    instructors: list[str] = Field(min_length=1)
+    instructors: Usernames = Field(min_length=1)
     students: Students
     material: Material
     profiles: list[str] = Field(min_length=1, description="Catalog profile slugs; the first is the launch default.")
     allocation: Allocation = Field(default_factory=Allocation)
     start: dt.date
     end: dt.date
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not SLUG_RE.match(v):
-            raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-', not starting or ending with '-'")
-        return v
-
-    @field_validator("instructors")
-    @classmethod
-    def _instructors(cls, v):
-        return _names(v, "username")
 
     @field_validator("profiles")
     @classmethod
@@ -184,11 +167,7 @@ class Registry(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> "Registry":
-        seen: set[str] = set()
-        for c in self.courses:
-            if c.id in seen:
-                raise ValueError(f"course id {c.id!r} appears twice")
-            seen.add(c.id)
+        require_unique(self.ids, "course id")
         return self
 
     def get(self, course_id: str) -> Course | None:
@@ -232,22 +211,22 @@ def _check_against(registry: Registry, lines: dict, file: str, catalog: Catalog 
         if course.material.path is not None:
             folder = registry.material_dir(course)
             if not folder.is_dir():
-                loc = ("courses", i, "material", "path")
-                problems.append(ConfigProblem(file, _line_for(lines, loc), field_name(loc), f"folder {folder} does not exist"))
+                problems.append(
+                    ConfigProblem.at(file, lines, ("courses", i, "material", "path"), f"folder {folder} does not exist")
+                )
         if catalog is not None:
             for j, slug in enumerate(course.profiles):
                 if catalog.get(slug) is None:
-                    loc = ("courses", i, "profiles", j)
                     problems.append(
-                        ConfigProblem(
-                            file, _line_for(lines, loc), field_name(loc),
+                        ConfigProblem.at(
+                            file, lines, ("courses", i, "profiles", j),
                             f"unknown profile {slug!r}; catalog profiles: {', '.join(catalog.slugs)}",
                         )
                     )
     return problems
 
 
-def load_courses(path: str | os.PathLike, catalog: Catalog | Path | str | None = None) -> Registry:
+def load_courses(path: str | os.PathLike, catalog: Catalog | str | os.PathLike | None = None) -> Registry:
     """Load and validate a courses.yaml; raises ConfigError with file:line problems.
 
     Profiles are checked against `catalog` (a Catalog or a path), or, when not
@@ -257,11 +236,7 @@ def load_courses(path: str | os.PathLike, catalog: Catalog | Path | str | None =
     data, lines = load_yaml(path)
     registry = validate_data(Registry, data, lines, str(path))
     registry._base_dir = str(path.resolve().parent)
-    if catalog is None and (path.parent / "catalog.yaml").exists():
-        catalog = path.parent / "catalog.yaml"
-    if isinstance(catalog, (str, Path)):
-        catalog = load_catalog(catalog)
-    problems = _check_against(registry, lines, str(path), catalog)
+    problems = _check_against(registry, lines, str(path), catalog_beside(path, catalog))
     if problems:
         raise ConfigError(problems)
     return registry

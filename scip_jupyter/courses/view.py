@@ -9,16 +9,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Mapping
 
-import jinja2
-
+from ..templating import render
 from .progress import StudentStatus, notebook_state
 from .registry import Course
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 @dataclass
@@ -58,26 +54,16 @@ def make_rows(statuses: Iterable[StudentStatus], users: Mapping[str, dict]) -> l
     return rows
 
 
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_index(courses: list[dict], user: str, prefix: str) -> str:
-    return _env().get_template("course_index.html").render(courses=courses, user=user, prefix=prefix)
+    return render("course_index.html", courses=courses, user=user, prefix=prefix)
 
 
 def render_course(
     course: Course, state: str, version: str, notebooks: list[str], rows: list[Row], links: list[tuple[str, str]],
     prefix: str,
 ) -> str:
-    return _env().get_template("course_view.html").render(
+    return render(
+        "course_view.html",
         course=course, state=state, version=version, notebooks=notebooks, rows=rows, links=links, prefix=prefix
     )
 

@@ -1,8 +1,8 @@
 """A course end to end in Debian Chromium: launch link -> material in JupyterLab -> the student
 edits -> the instructor publishes -> the student syncs from the course panel -> the edit is still there.
 
-This module starts its own hub through the `scip-jupyter up` code path (the hub
-fixture's `start_hub`) with `SCIP_COURSES_FILE` pointing at a registry whose
+This module starts its own hub through the `scip-jupyter up` code path
+(`hub_factory`, tests/fixtures/hub.py) with its own course registry, whose
 material folder the test edits as an instructor would, so the shared hub and
 the repository's notebooks/ are never touched.
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import nbformat
 import pytest
 
 from tests.fixtures.browser import run_all_cells, save_screenshot, wait_kernel_idle
-from tests.fixtures.hub import _make_state_dir, start_hub, stop_hub
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 COURSE = "browser-course"
@@ -57,29 +55,19 @@ def _publish(material, version: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def course_hub(artifacts_dir):
-    state = _make_state_dir()
+def course_hub(hub_factory):
+    state = hub_factory.state_dir()
     material = state / "material"
     material.mkdir(mode=0o755)
     _publish(material, "1")
     registry = state / "courses.yaml"
     registry.write_text(REGISTRY)
     os.chmod(registry, 0o644)
-    previous = os.environ.get("SCIP_COURSES_FILE")
-    os.environ["SCIP_COURSES_FILE"] = str(registry)
-    try:
-        hub = start_hub(state)
-    finally:
-        if previous is None:
-            os.environ.pop("SCIP_COURSES_FILE", None)
-        else:
-            os.environ["SCIP_COURSES_FILE"] = previous
+    hub = hub_factory.start(state, courses_file=registry, name="course-hub")
     try:
         yield hub, material
     finally:
-        stop_hub(hub)
-        shutil.copy(hub.log_path, artifacts_dir / "course-hub.log")
-        shutil.rmtree(state, ignore_errors=True)
+        hub_factory.stop(hub)
 
 
 async def _login(page, hub, user: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 from dask.distributed import Client
 
 from scip_jupyter.arc.cluster import ARCCluster
+from scip_jupyter.arc.launcher import LauncherModel
 from scip_jupyter.arc.presets import ARCRequestError, load_presets
 from scip_jupyter.arc.registry import JobRegistry
 from scip_jupyter.arc.tags import JobTags
@@ -255,6 +256,64 @@ def test_workers_use_the_presets_contact_address(slurm_cluster, counted, server)
             client.wait_for_workers(1, timeout=120)
             assert client.submit(lambda: 7 * 6).result() == 42
         assert f" {contact} " in cluster.workers["ARCCluster-0"].job_script()
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
+def test_partition_slurm_rejects_reaches_the_launcher_and_nothing_hangs(slurm_cluster, counted, server):
+    """The preset allows a partition Slurm does not have: sbatch fails for real, and
+    the failure reaches `cluster.last_error` and the launcher instead of the event loop."""
+    base = PRESETS.get("local-slurm")
+    preset = base.model_copy(update={"partitions": [*base.partitions, "nowhere"]})
+    presets = PRESETS.model_copy(update={"clusters": [preset]})
+    m = LauncherModel(presets, accounts=lambda p: ["def-demo"], user="pytest", workers=2, partition="nowhere",
+                      cluster_kwargs={"tags": tags_for(server), "walltime": "00:20:00", "memory": 256 * 2**20})
+    m.launch()
+    try:
+        wait_until(lambda: m.phase == "failed", 60, "the launcher to show the rejected submission")
+        error = m.cluster.last_error
+        assert error.cluster == "local-slurm"
+        assert "cluster 'local-slurm'" in m.message and "invalid partition specified: nowhere" in m.message
+        assert "Check: " in m.message
+        assert len(counted("sbatch")) == 1
+        assert dict(m.cluster.worker_spec) == {}
+        assert our_jobs(slurm_cluster, server) == []
+    finally:
+        m.shutdown()
+    assert m.phase == "closed"
+
+
+def test_scale_after_a_failed_submission_submits_again(slurm_cluster, counted, server, tmp_path, monkeypatch):
+    """sbatch fails like an unreachable controller while a flag file exists; then Slurm is back."""
+    flag, bindir = tmp_path / "controller-down", tmp_path / "failing-bin"
+    flag.touch()
+    bindir.mkdir()
+    (bindir / "sbatch").write_text(
+        f'#!/bin/sh\nif [ -e "{flag}" ]; then\n'
+        '  echo "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)" >&2\n'
+        f'  exit 1\nfi\nexec "{tmp_path / "bin" / "sbatch"}" "$@"\n'
+    )
+    (bindir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    seen = []
+    cluster = make_cluster(server)
+    cluster.add_submit_listener(seen.append)
+    try:
+        cluster.scale(1)
+        wait_until(lambda: cluster.last_error is not None, 60, "the failed submission")
+        assert "Slurm did not answer" in cluster.last_error.message
+        assert "cluster 'local-slurm'" in cluster.last_error.message
+        assert "scripts/slurm-local status" in cluster.last_error.check
+        assert dict(cluster.worker_spec) == {}
+        flag.unlink()
+        cluster.scale(1)
+        with Client(cluster) as client:
+            client.wait_for_workers(1, timeout=120)
+            assert client.submit(lambda: 6 * 7).result() == 42
+        assert cluster.last_error is None
+        assert [e is None for e in seen] == [False, True]
+        assert len(counted("sbatch")) == 1  # the failed call never reached the real sbatch
     finally:
         cluster.close()
     assert_no_jobs_left(slurm_cluster, server)

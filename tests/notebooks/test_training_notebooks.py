@@ -78,7 +78,7 @@ def test_dask_on_slurm_notebook_runs_on_local_slurm_and_leaves_no_job(slurm_clus
     server = f"nb{uuid.uuid4().hex[:8]}"
     text = _run("03-dask-on-slurm-with-arc.ipynb", artifacts_dir, {"JUPYTERHUB_SERVER_NAME": server})
     assert "refused: walltime" in text
-    assert f"#SBATCH --comment=scip.ca:user=" in text and f"server={server}," in text
+    assert "#SBATCH --comment=scip.ca:user=" in text and f"server={server}," in text
     assert "workers connected: 2" in text
     assert "sum of squares: 332833500" in text and "cluster closed" in text
     deadline = time.monotonic() + 60

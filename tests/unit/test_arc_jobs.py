@@ -15,9 +15,10 @@ import pytest
 from distributed.security import Security
 
 from scip_jupyter.arc.jobs import ARCJob, ArrayBatcher, array_spec, gpu_directive, job_settings, lifetime_args
-from scip_jupyter.arc.presets import ValidRequest, example_preset, load_presets, parse_walltime, validate_request
+from scip_jupyter.arc.presets import ValidRequest, load_presets, parse_walltime, validate_request
 from scip_jupyter.arc.tags import JobTags
 from scip_jupyter.arc.transport import LocalTransport, clean_environment
+from tests.fixtures.common import assert_matches_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "arc"
@@ -64,13 +65,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_job_script_matches_snapshot(case):
-    script = build_job(**CASES[case]).job_script()
-    path = SNAPSHOTS / f"{case}.sh"
-    if os.environ.get("SCIP_UPDATE_SNAPSHOTS"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(script)
-    assert path.exists(), f"no snapshot for {case}: run with SCIP_UPDATE_SNAPSHOTS=1 and review {path}"
-    assert script == path.read_text()
+    assert_matches_snapshot(build_job(**CASES[case]).job_script(), SNAPSHOTS / f"{case}.sh")
 
 
 def directives(script: str) -> list[str]:

@@ -9,6 +9,7 @@ copy of the chart in a temporary folder (tests only; the chart ships none).
 
 from __future__ import annotations
 
+import doctest
 import json
 import runpy
 import shutil
@@ -100,6 +101,12 @@ def test_default_values_satisfy_the_schema(chart):
             "/jupyterhub/custom/scip/slurm/mungeKeySecret",
         ),
         ({"daskNetworkPolicy": {"workerCidrs": ["not-a-cidr"]}}, "/daskNetworkPolicy/workerCidrs/0"),
+        (  # an inline database password
+            {"jupyterhub": {"custom": {"scip": {"ledgerUrl": "postgresql+psycopg://scip:hunter2@db/scip"}}}},
+            "/jupyterhub/custom/scip/ledgerUrl",
+        ),
+        ({"jupyterhub": {"custom": {"allocationsPath": "/x.yaml"}}}, "/jupyterhub/custom/allocationsPath"),
+        ({"config": {"allocations": ["groups"]}}, "/config/allocations"),
     ],
 )
 def test_misplaced_or_unknown_key_is_refused_by_the_schema(chart, values, where):
@@ -131,13 +138,17 @@ def test_chart_lints_clean(chart_with_stub_dependency, values_name):
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
 
-def test_everything_on_renders_only_valid_kubernetes_objects(chart):
-    docs = render(chart, EVERYTHING_ON)
-    assert sorted(by_name(docs)) == [
-        ("ConfigMap", "scip-jupyter-config"),
-        ("ConfigMap", "scip-slurm-client"),
-        ("NetworkPolicy", "scip-dask"),
-    ]
+@pytest.mark.parametrize(
+    "values, objects",
+    [
+        ({}, [("ConfigMap", "scip-jupyter-config")]),
+        (EVERYTHING_ON, [("ConfigMap", "scip-jupyter-config"), ("ConfigMap", "scip-slurm-client"), ("NetworkPolicy", "scip-dask")]),
+    ],
+    ids=["defaults", "everything-on"],
+)
+def test_chart_renders_only_valid_kubernetes_objects(chart, values, objects):
+    docs = render(chart, values)
+    assert sorted(by_name(docs)) == objects
     for doc in docs:
         for version in K8S_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -148,7 +159,24 @@ def test_defaults_render_config_without_optional_objects(chart):
     assert list(docs) == [("ConfigMap", "scip-jupyter-config")]
     data = docs[("ConfigMap", "scip-jupyter-config")]["data"]
     # courses.yaml is per deployment (config.courses); hub_config's demo registry points at local folders.
-    assert set(data) == {"k8s.py", "catalog.yaml", "arc.yaml"}
+    assert set(data) == {"k8s.py", "catalog.yaml", "allocations.yaml", "arc.yaml"}
+
+
+def test_config_map_carries_quotas_from_values_or_the_shipped_file(chart, tmp_path):
+    shipped = by_name(render(chart, {}))[("ConfigMap", "scip-jupyter-config")]["data"]
+    assert shipped["allocations.yaml"].strip() == (ROOT / "hub_config" / "allocations.yaml").read_text().strip()
+    data = by_name(render(chart, EVERYTHING_ON))[("ConfigMap", "scip-jupyter-config")]["data"]
+    assert yaml.safe_load(data["allocations.yaml"]) == EVERYTHING_ON["config"]["allocations"]
+
+
+def test_ledger_password_comes_from_a_secret_reference_never_from_values():
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
+    env = defaults["hub"]["extraEnv"]["SCIP_LEDGER_PASSWORD"]
+    assert env == {"valueFrom": {"secretKeyRef": {"name": "scip-ledger", "key": "password", "optional": True}}}
+    assert defaults["custom"]["scip"]["ledgerUrl"] == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"  # the hub PVC
+    on = EVERYTHING_ON["jupyterhub"]
+    assert set(on["hub"]["extraEnv"]["SCIP_LEDGER_PASSWORD"]["valueFrom"]) == {"secretKeyRef"}
+    assert on["custom"]["scip"]["ledgerUrl"].startswith("postgresql+psycopg://scip@")
 
 
 @pytest.mark.parametrize("values_name", ["values.yaml", "ci/everything-on-values.yaml"])
@@ -156,7 +184,7 @@ def test_rendered_config_files_pass_scip_jupyter_check(chart, tmp_path, values_n
     values = yaml.safe_load((CHART / values_name).read_text())
     data = by_name(render(chart, values))[("ConfigMap", "scip-jupyter-config")]["data"]
     assert data["k8s.py"].strip() == HUB_CONFIG.read_text().strip()
-    for name in ("catalog.yaml", "courses.yaml", "arc.yaml"):
+    for name in ("catalog.yaml", "allocations.yaml", "courses.yaml", "arc.yaml"):
         if name in data:
             (tmp_path / name).write_text(data[name])
     checked, problems = check_dir(tmp_path)
@@ -215,6 +243,7 @@ def chart_defaults() -> dict:
     """The jupyterhub values of the chart defaults, as z2jh hands them to the hub."""
     values = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]
     values["custom"]["scip"]["catalogPath"] = str(ROOT / "hub_config" / "catalog.yaml")
+    values["custom"]["scip"]["allocationsPath"] = str(ROOT / "hub_config" / "allocations.yaml")
     return values
 
 
@@ -235,6 +264,70 @@ def test_hub_config_maps_chart_keys_to_traitlets(monkeypatch):
     assert spawner.scip_config_map == "scip-jupyter-config"
     assert spawner.slurm_munge_key_secret == {"name": "slurm-munge", "key": "munge.key"}
     assert spawner.slurm_config_map == "sc"
+    assert spawner.allocations_path == str(ROOT / "hub_config" / "allocations.yaml")
+    assert spawner.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+
+
+def hub_module() -> dict:
+    """hub_config/k8s.py's functions, without configuring anything."""
+    return runpy.run_path(str(HUB_CONFIG))
+
+
+def test_rendered_config_map_turns_allocation_accounting_on_in_the_hub(chart, tmp_path):
+    """The ConfigMap the chart renders, mounted where the hub reads it, with the everything-on values."""
+    data = by_name(render(chart, EVERYTHING_ON))[("ConfigMap", "scip-jupyter-config")]["data"]
+    for name, text in data.items():
+        (tmp_path / name).write_text(text)
+    merged = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["custom"]
+    merged["scip"].update({k: v for k, v in EVERYTHING_ON["jupyterhub"]["custom"]["scip"].items()})
+    k8s = hub_module()
+    for key in ("catalogPath", "allocationsPath"):  # the chart's paths, moved to this test's mount point
+        merged["scip"][key] = merged["scip"][key].replace(k8s["CONFIG_DIR"], str(tmp_path))
+    c = Config()
+    settings = k8s["apply"](c, lambda key, default=None: {"custom": merged}.get(key, default),
+                            environ={"SCIP_LEDGER_PASSWORD": "from-the-secret"}, config_dir=str(tmp_path))
+    spawner = c.SCIPKubeSpawner
+    assert spawner.allocations_path == str(tmp_path / "allocations.yaml")
+    assert spawner.courses_path == str(tmp_path / "courses.yaml")  # the ConfigMap carries courses: used
+    assert spawner.ledger_url == "postgresql+psycopg://scip:from-the-secret@postgres.jhub.svc:5432/scip"
+    assert "from-the-secret" not in repr(settings)  # what apply reports never holds the password
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"catalog.yaml", "allocations.yaml"}, {"allocations_path": "allocations.yaml", "courses_path": ""}),
+        ({"catalog.yaml"}, {"allocations_path": "", "courses_path": ""}),
+    ],
+)
+def test_hub_defaults_follow_the_files_the_config_map_carries(tmp_path, files, expected):
+    for name in files:
+        (tmp_path / name).write_text("")
+    found = hub_module()["defaults"](str(tmp_path))
+    for trait, name in expected.items():
+        assert found[("SCIPKubeSpawner", trait)] == (str(tmp_path / name) if name else "")
+    assert found[("SCIPKubeSpawner", "ledger_url")] == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+
+
+def test_empty_allocations_path_turns_accounting_off(monkeypatch):
+    values = chart_defaults()
+    values["custom"]["scip"]["allocationsPath"] = ""
+    c = load_hub_config(values, monkeypatch)
+    assert c.SCIPKubeSpawner.allocations_path == ""
+
+
+def test_sqlite_ledger_ignores_the_password_variable(monkeypatch):
+    monkeypatch.setenv("SCIP_LEDGER_PASSWORD", "unused")
+    c = load_hub_config(chart_defaults(), monkeypatch)
+    assert c.SCIPKubeSpawner.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+
+
+def test_ledger_url_doctests_pass():
+    k8s = hub_module()
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(k8s["ledger_url"], "ledger_url", globs=k8s):
+        runner.run(test)
+    assert runner.summarize(verbose=False).attempted > 0 and runner.failures == 0
 
 
 def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
@@ -260,6 +353,10 @@ def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
         ({"scip": {"tolerateGpuTaint": "yes"}}, "custom.scip.tolerateGpuTaint: must be a bool, not str"),
         ({"scip": {"slurm": {"sshKeySecret": {"name": "k", "key": "id", "privateKey": "----"}}}}, "never the secret itself"),
         ({"scip": "catalog.yaml"}, "custom.scip: must be a mapping, not str"),
+        ({"scip": {"ledgerUrl": "postgresql://scip:hunter2@db/scip"}}, "custom.scip.ledgerUrl: holds a password; never put it in values"),
+        ({"scip": {"ledgerUrl": "not a url"}}, "custom.scip.ledgerUrl: not a SQLAlchemy URL"),
+        ({"allocationsPath": "/x", "scip": {}}, "custom.allocationsPath: misplaced; it belongs at custom.scip.allocationsPath"),
+        ({"scip": {"allocationPath": "/x"}}, "custom.scip.allocationPath: unknown key (did you mean allocationsPath?)"),
     ],
 )
 def test_unknown_misplaced_or_wrong_hub_keys_stop_the_hub(monkeypatch, custom, message):
@@ -286,3 +383,21 @@ def test_broken_catalog_stops_the_hub_with_file_and_line(monkeypatch, tmp_path):
         load_hub_config(values, monkeypatch)
     assert f"custom.scip.catalogPath: {bad}" in str(stop.value)
     assert f"{bad}:2" in str(stop.value)
+
+
+@pytest.mark.parametrize(
+    "key, text, line, problem",
+    [
+        ("allocationsPath", "groups:\n  lab:\n    max_gpus: {h200: 1}\n", 3, "unknown flavour 'h200'"),
+        ("coursesPath", "courses:\n  - id: Bad Id\n", 2, "courses[0].id: 'Bad Id' must be"),
+    ],
+)
+def test_broken_quota_or_course_file_stops_the_hub_with_file_and_line(monkeypatch, tmp_path, key, text, line, problem):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(text)
+    values = chart_defaults()
+    values["custom"]["scip"][key] = str(bad)
+    with pytest.raises(SystemExit) as stop:
+        load_hub_config(values, monkeypatch)
+    assert f"custom.scip.{key}: {bad}" in str(stop.value)
+    assert f"{bad}:{line}" in str(stop.value) and problem in str(stop.value)

@@ -9,7 +9,6 @@ hub_config/catalog.yaml. After an intended change, regenerate them with
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from scip_jupyter.k8s_objects import (
     profile_overrides,
     slurm_client_mounts,
 )
-from tests.fixtures.common import ROOT
+from tests.fixtures.common import ROOT, assert_matches_snapshot
 
 CATALOG = load_catalog(ROOT / "hub_config" / "catalog.yaml")
 PROFILES = {p.slug: p for p in CATALOG.profiles}
@@ -97,12 +96,7 @@ def _jsonable(overrides: dict) -> dict:
 @pytest.mark.parametrize("slug", sorted(PROFILES))
 def test_profile_overrides_match_snapshot(slug):
     got = _jsonable(profile_overrides(PROFILES[slug], labels_for(PROFILES[slug])))
-    path = SNAPSHOTS / f"{slug}.json"
-    if os.environ.get("SCIP_UPDATE_SNAPSHOTS"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n")
-    assert path.exists(), f"no snapshot for profile {slug}: run with SCIP_UPDATE_SNAPSHOTS=1 and review {path}"
-    assert got == json.loads(path.read_text())
+    assert_matches_snapshot(json.dumps(got, indent=2, sort_keys=True) + "\n", SNAPSHOTS / f"{slug}.json", load=json.loads)
 
 
 @pytest.mark.parametrize("slug", sorted(PROFILES))

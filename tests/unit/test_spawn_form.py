@@ -7,7 +7,6 @@ and review the diff.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from scip_jupyter.catalog import Profile, load_catalog
 from scip_jupyter.options import ProfileStatus, render_spawn_form
-from tests.fixtures.common import ROOT
+from tests.fixtures.common import ROOT, assert_matches_snapshot
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "spawn_form"
 CATALOG = load_catalog(ROOT / "hub_config" / "catalog.yaml")
@@ -78,13 +77,7 @@ def rendered(case: str) -> str:
 
 @pytest.mark.parametrize("case", sorted(CASES) + sorted(STATUS_CASES))
 def test_form_matches_snapshot(case):
-    page = rendered(case)
-    path = SNAPSHOTS / f"{case}.html"
-    if os.environ.get("SCIP_UPDATE_SNAPSHOTS"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page)
-    assert path.exists(), f"no snapshot {path}: run with SCIP_UPDATE_SNAPSHOTS=1 and review it"
-    assert page == path.read_text()
+    assert_matches_snapshot(rendered(case), SNAPSHOTS / f"{case}.html")
 
 
 @pytest.mark.parametrize(

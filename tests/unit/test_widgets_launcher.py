@@ -3,12 +3,23 @@
 The presets' real validator decides what is allowed. The cluster is a recording
 stand-in (its Slurm side is tested against the real local Slurm in
 tests/browser/test_arc_widgets_slurm.py): here we check what the model asks of it.
+Submission failures use a real ARCCluster (scheduler included) whose transport
+answers sbatch as a scripted Slurm would (refusing, failing, hanging); the real
+Slurm case is in tests/integration/test_arc_slurm.py.
 """
+
+import asyncio
+import doctest
+import time
 
 import pytest
 
+from scip_jupyter.arc import cluster as cluster_module
+from scip_jupyter.arc import launcher as launcher_module
+from scip_jupyter.arc.cluster import ARCCluster
 from scip_jupyter.arc.launcher import LauncherModel
 from scip_jupyter.arc.presets import ARCRequestError, PresetFile, example_preset, load_presets
+from scip_jupyter.arc.transport import Transport
 from scip_widgets import LauncherView
 
 from .test_widgets_monitor import squeue_text  # one helper for captured-format squeue lines
@@ -303,8 +314,10 @@ def test_failed_launch_reports_error_and_closes_what_started():
     v.parts.buttons["launch"].click()
     (cluster,) = FakeCluster.instances
     assert cluster.calls == [("close",)]
-    assert m.phase == "error" and "Invalid account" in v.parts.message.value
+    assert m.phase == "error" and "Invalid account" in v.parts.alert.value and v.parts.message.value == ""
     assert not v.parts.buttons["launch"].disabled
+    v.parts.buttons["shutdown"].click()  # nothing left to close: no crash
+    assert m.phase == "closed" and v.parts.alert.value == ""
 
 
 def test_html_fallback_escapes_script():
@@ -312,3 +325,169 @@ def test_html_fallback_escapes_script():
     m.message = "<script>alert(1)</script>"
     html = LauncherView(m)._repr_html_()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+# ---------------------------------------------------------------- submission failures (real ARCCluster)
+
+SHIPPED = load_presets(__import__("pathlib").Path(__file__).resolve().parents[2] / "hub_config" / "arc.yaml")
+
+
+class ScriptedSlurm(Transport):
+    """A transport answering like Slurm would: sbatch gets the next scripted answer
+    ((exit code, stdout, stderr), "hang", or an exception); squeue/scancel succeed."""
+
+    kind = "local"
+
+    def __init__(self, *answers, timeout=30.0):
+        super().__init__("local-slurm", hint="scripts/slurm-local status", timeout=timeout)
+        self.answers = list(answers)
+        self.next_job = 500
+
+    async def _run(self, argv, stdin, timeout):
+        if argv[0] != "sbatch":
+            return 0, "", ""
+        answer = self.answers.pop(0) if self.answers else "ok"
+        if answer == "hang":
+            await asyncio.sleep(3600)
+        if isinstance(answer, BaseException):
+            raise answer
+        if answer == "ok":
+            self.next_job += 1
+            return 0, f"{self.next_job}\n", ""
+        return answer
+
+
+REFUSED = (1, "", "sbatch: error: invalid partition specified: nowhere\n"
+                  "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
+UNREACHABLE = (1, "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n")
+
+
+@pytest.fixture
+def private_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SCIP_ARC_REGISTRY", str(tmp_path / "arc-jobs.sqlite"))
+
+
+def wait_for(predicate, what, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}", pytrace=False)
+
+
+def launcher_on(transport, workers=2):
+    return LauncherModel(
+        SHIPPED, accounts=lambda p: ["def-demo"], user="alice", workers=workers,
+        cluster_kwargs={"transport": transport, "coalesce_window": 0.02},
+    )
+
+
+@pytest.mark.parametrize(
+    "answer, timeout, said, check",
+    [
+        (REFUSED, 30.0, "Slurm refused them (sbatch exit 1): sbatch: error: invalid partition specified: nowhere",
+         "Check: the request (account, partition"),
+        (UNREACHABLE, 30.0, "Slurm did not answer (sbatch: sbatch: error: Batch job submission failed: Unable to contact",
+         "Check: scripts/slurm-local status"),
+        ("hang", 0.5, "Slurm did not answer (sbatch: no answer within 0.5s)", "Check: scripts/slurm-local status"),
+        (PermissionError("ssh key ~/.ssh/robot is not readable"), 30.0,
+         "PermissionError: ssh key ~/.ssh/robot is not readable", "Check: the preset's transport settings"),
+    ],
+    ids=["slurm-refuses", "controller-down", "sbatch-hangs", "transport-refuses"],
+)
+def test_failed_submission_makes_launcher_failed_naming_cluster_and_what_to_check(private_state, answer, timeout, said, check):
+    transport = ScriptedSlurm(answer, timeout=timeout)
+    m = launcher_on(transport)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    try:
+        wait_for(lambda: m.phase == "failed", "the launcher to show the failed submission")
+        cluster = m.cluster
+        error = cluster.last_error
+        assert error.cluster == "local-slurm" and error.workers == 2
+        assert m.message == error.message
+        assert m.message.startswith("Submitting 2 worker jobs to cluster 'local-slurm' failed at ")
+        assert said in m.message and check in m.message
+        assert transport.calls["sbatch"] == 1
+        # nothing is left "starting": the workers that never got a job leave the plan
+        assert dict(cluster.worker_spec) == {} and dict(cluster.workers) == {}
+        v.parts.jobs_view.parts.refresh.click()
+        assert m.monitor.status.state == "idle" and m.monitor.status.workers_requested == 0
+        # the view shows it in red, and Scale (retry) and Shutdown stay usable
+        assert v.parts.phase.value == "failed" and v.parts.message.value == ""
+        assert 'class="scip-error"' in v.parts.alert.value and "local-slurm" in v.parts.alert.value
+        assert not v.parts.buttons["scale"].disabled and not v.parts.buttons["shutdown"].disabled
+        assert v.parts.buttons["launch"].disabled
+    finally:
+        m.shutdown()
+    assert m.phase == "closed"
+
+
+def test_next_successful_submission_clears_the_failure(private_state):
+    transport = ScriptedSlurm(UNREACHABLE, "ok")
+    m = launcher_on(transport)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    try:
+        wait_for(lambda: m.phase == "failed", "the failed submission")
+        v.parts.buttons["scale"].click()  # same 2 workers: submitted again, since the failed ones left the plan
+        wait_for(lambda: m.phase == "running", "the launcher to recover")
+        assert m.cluster.last_error is None
+        assert transport.calls["sbatch"] == 2
+        assert sorted(job.job_id for job in m.cluster.workers.values()) == ["501_0", "501_1"]
+        assert m.message == "Workers submitted to local-slurm." and v.parts.alert.value == ""
+    finally:
+        m.shutdown()
+    assert transport.calls["scancel"] == 1
+
+
+def test_failure_message_is_escaped_in_the_view(private_state):
+    transport = ScriptedSlurm((1, "", "sbatch: error: <script>alert(1)</script>"))
+    m = launcher_on(transport, workers=1)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    try:
+        wait_for(lambda: m.phase == "failed", "the failed submission")
+        assert "<script>" not in v.parts.alert.value and "&lt;script&gt;alert(1)&lt;/script&gt;" in v.parts.alert.value
+        assert "<script>" not in v._repr_html_()
+    finally:
+        m.shutdown()
+
+
+def test_adaptive_scaling_waits_before_resubmitting_after_a_failure(private_state):
+    transport = ScriptedSlurm(REFUSED, REFUSED, REFUSED)
+    cluster = ARCCluster("local-slurm", presets=SHIPPED, user="alice", user_accounts=["def-demo"],
+                         transport=transport, coalesce_window=0.02, submit_retry_after=3600)
+    try:
+        adaptive = cluster.adapt(minimum=2, maximum=2, interval="50ms")
+        wait_for(lambda: cluster.last_error is not None, "the first failed submission")
+        # the adaptive loop keeps asking for 2 workers; none of its requests reaches sbatch
+        seen = len(adaptive.log)
+        wait_for(lambda: len(adaptive.log) >= seen + 5, "five more adaptive recommendations")
+        assert transport.calls["sbatch"] == 1
+        assert cluster.submission_paused()
+    finally:
+        cluster.close()
+
+
+def test_cluster_without_listeners_is_followed_on_refresh():
+    class Quiet(FakeCluster):
+        last_error = None
+
+    m = LauncherModel(presets(), accounts=accounts, user="alice", cluster_factory=Quiet)
+    v = view_of(m)
+    v.parts.buttons["launch"].click()
+    m.cluster.last_error = "Submitting 2 worker jobs to cluster 'demo' failed: down. Check: slurmctld"
+    v.parts.jobs_view.parts.refresh.click()  # a monitor refresh (headless: runs at once)
+    assert m.phase == "failed" and "cluster &#39;demo&#39; failed: down" in v.parts.alert.value
+    m.cluster.last_error = None
+    v.parts.jobs_view.parts.refresh.click()
+    assert m.phase == "running" and v.parts.alert.value == ""
+
+
+@pytest.mark.parametrize("module", [cluster_module, launcher_module], ids=lambda m: m.__name__)
+def test_module_doctests_pass(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
