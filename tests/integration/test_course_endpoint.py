@@ -13,6 +13,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -124,7 +125,13 @@ def test_sync_delivers_then_keeps_the_students_edit(server):
 def test_opening_a_course_notebook_is_recorded(server):
     _api(server, "POST", "course/sync", json={"course": "demo"})
     assert server["s"].get(f"{server['url']}/api/contents/courses/demo/week1/lab.ipynb", timeout=30).ok
-    status = _api(server, "GET", "course/status?course=demo").json()
+    # the contents event reaches our listener asynchronously: poll, bounded
+    deadline = time.monotonic() + 15
+    while True:
+        status = _api(server, "GET", "course/status?course=demo").json()
+        if "week1/lab.ipynb" in status["opened"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert "week1/lab.ipynb" in status["opened"]
 
 
