@@ -17,6 +17,7 @@ import os
 import sys
 import time
 
+from ..signals import stop_on_signals
 from .hub_hooks import ARCCleanup, orphans_of, server_key, servers_from_hub
 from .registry import JobRegistry
 from .server_jobs import NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
@@ -151,11 +152,17 @@ class ReconcileCommand:
             print("--hub: JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (run as a hub service)", file=sys.stderr)
             return 2
         cleanup = _cleanup(args)
-        while True:
-            code = _reconcile_once(cleanup, running, args)
-            if not args.every:
-                return code
-            time.sleep(args.every)
+        if args.every:
+            stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM
+        try:
+            while True:
+                code = _reconcile_once(cleanup, running, args)
+                if not args.every:
+                    return code
+                time.sleep(args.every)
+        except KeyboardInterrupt:  # the hub stopping its service: a normal end
+            return 0
+
 
 
 def _reconcile_once(cleanup: ARCCleanup, running: set, args) -> int:

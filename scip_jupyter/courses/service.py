@@ -31,6 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import ConfigError
+from ..signals import stop_on_signals
 from .cli import launch_url
 from .ops import Homes, current_snapshot, status_student, today
 from .registry import COURSES_ENV, Course, Registry, cached_registry
@@ -205,7 +206,11 @@ def main() -> None:
     interval = float(os.environ.get(SYNC_ENV, "30"))
     IOLoop.current().add_callback(group_pass)
     PeriodicCallback(group_pass, interval * 1000).start()
-    IOLoop.current().start()
+    stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM
+    try:
+        IOLoop.current().start()
+    except KeyboardInterrupt:
+        log.info("stopping")
 
 
 if __name__ == "__main__":
