@@ -181,7 +181,11 @@ class ClusterStatus:
         info = _safe(lambda: cluster.scheduler_info, {}) or {}
         status = str(_safe(lambda: cluster.status.name, "")).lower()
         kwargs.setdefault("closed", status in ("closed", "closing", "failed"))
-        return cls.from_jobs(
+        # ARCCluster keeps why its last submission failed (cleared by the next success)
+        submit_error = getattr(cluster, "last_error", None)
+        if submit_error is not None:
+            kwargs.setdefault("message", str(submit_error))
+        built = cls.from_jobs(
             jobs,
             preset=preset or str(getattr(cluster, "preset_name", "") or getattr(getattr(cluster, "preset", None), "name", "") or ""),
             name=str(_safe(lambda: cluster.name, "") or ""),
@@ -191,6 +195,9 @@ class ClusterStatus:
             dashboard_link=str(_safe(lambda: cluster.dashboard_link, "") or ""),
             **kwargs,
         )
+        if submit_error is not None and built.state != "closed":
+            built = replace(built, state="error")
+        return built
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

@@ -414,7 +414,9 @@ def test_failed_submission_makes_launcher_failed_naming_cluster_and_what_to_chec
         # nothing is left "starting": the workers that never got a job leave the plan
         assert dict(cluster.worker_spec) == {} and dict(cluster.workers) == {}
         v.parts.jobs_view.parts.refresh.click()
-        assert m.monitor.status.state == "idle" and m.monitor.status.workers_requested == 0
+        # the cluster status says so too, with the same message
+        assert m.monitor.status.state == "error" and m.monitor.status.workers_requested == 0
+        assert m.monitor.status.message == error.message
         # the view shows it in red, and Scale (retry) and Shutdown stay usable
         assert v.parts.phase.value == "failed" and v.parts.message.value == ""
         assert 'class="scip-error"' in v.parts.alert.value and "local-slurm" in v.parts.alert.value

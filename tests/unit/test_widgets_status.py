@@ -146,3 +146,20 @@ def test_view_follows_a_live_monitor():
 def test_view_rejects_wrong_model_type():
     with pytest.raises(TypeError, match="model"):
         ClusterStatusView({"preset": "x"})
+
+
+def test_status_shows_a_failed_submission_as_error_with_its_message():
+    from datetime import datetime, timezone
+
+    from scip_jupyter.arc.cluster import SubmitError
+
+    cluster = FakeCluster()
+    cluster.last_error = SubmitError(cluster="local-slurm", workers=2, detail="sbatch: error: <b>invalid partition</b>",
+                                     check="the preset's partitions", at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    s = ClusterStatus.from_cluster(cluster, (), preset="local-slurm")
+    assert s.state == "error"
+    assert "invalid partition" in s.message and "'local-slurm'" in s.message
+    html = ClusterStatusView(s)._repr_html_()
+    assert "&lt;b&gt;invalid partition&lt;/b&gt;" in html and "<b>invalid" not in html
+    cluster.last_error = None
+    assert ClusterStatus.from_cluster(cluster, (), preset="local-slurm").state != "error"
