@@ -35,8 +35,8 @@ from kubernetes_asyncio.config import kube_config  # noqa: E402
 from kubespawner import KubeSpawner  # noqa: E402
 
 from scip_jupyter.catalog import load_catalog  # noqa: E402
-from scip_jupyter.k8s_objects import expand_overrides, profile_list_for  # noqa: E402
-from scip_jupyter.kube_spawner import SCIPKubeSpawner  # noqa: E402
+from scip_jupyter.spawners.k8s_objects import expand_overrides, profile_list_for  # noqa: E402
+from scip_jupyter.spawners.kube import SCIPKubeSpawner  # noqa: E402
 from tests.fixtures.k8s import KubeAPI, make_spawner, make_user  # noqa: E402
 from tests.k8s_fake_kubelet import kube_api, write_kubeconfig  # noqa: E402
 

@@ -48,7 +48,7 @@ c.JupyterHub.load_roles = roles
 c.JupyterHub.services = services
 
 # --- 4. Spawner: catalog-driven local servers as scip-user, JupyterLab --------------------------------
-c.JupyterHub.spawner_class = "scip_jupyter.spawner.SCIPLocalSpawner"
+c.JupyterHub.spawner_class = "scip_jupyter.spawners.SCIPLocalSpawner"
 c.SCIPLocalSpawner.catalog_path = str(hub.catalog)
 c.SCIPLocalSpawner.run_as = "scip-user"  # used only when the hub runs as root; see docs/hub.md
 c.SCIPLocalSpawner.workdir_root = str(hub.homes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..homes import workdir_name
 from .material import Snapshot, snapshot
 from .progress import StudentStatus, course_folder, folder_status
 from .registry import Course, Registry
@@ -23,13 +24,6 @@ from .sync import reset_folder, sync_folder
 
 HOMES_ENV = "SCIP_HOMES"
 CACHE_ENV = "SCIP_COURSE_CACHE"
-
-
-def workdir_name(username: str) -> str:
-    # one naming rule, owned by the local spawner (imported lazily: it pulls in JupyterHub)
-    from ..local_spawner import workdir_name as name
-
-    return name(username)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import yaml
 from tornado import web
 
 from scip_jupyter.allocations.ledger import ledger_for
-from scip_jupyter.kube_spawner import SCIPKubeSpawner
+from scip_jupyter.spawners.kube import SCIPKubeSpawner
 from tests.fixtures.k8s import make_spawner, make_user
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio(loop_scope="session")]

@@ -15,7 +15,7 @@ from tornado import web
 from traitlets import TraitError
 
 from scip_jupyter.availability import KubeAvailability, profile_availability
-from scip_jupyter.kube_spawner import SCIPKubeSpawner
+from scip_jupyter.spawners.kube import SCIPKubeSpawner
 from tests.fixtures.k8s import make_spawner, make_user
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio(loop_scope="session")]

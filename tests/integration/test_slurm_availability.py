@@ -12,7 +12,7 @@ import pytest
 from jupyterhub.objects import Hub
 
 from scip_jupyter.availability import SlurmAvailability
-from scip_jupyter.local_spawner import SCIPLocalSpawner
+from scip_jupyter.spawners.local import SCIPLocalSpawner
 from tests.fixtures.common import ROOT
 from tests.fixtures.k8s import make_user
 

@@ -17,7 +17,7 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 
 from scip_jupyter.allocations.ledger import Ledger, ledger_for
-from scip_jupyter.spawner import SCIPSpawnerMixin
+from scip_jupyter.spawners.base import SCIPSpawnerMixin
 from tests.fixtures.common import ROOT
 from tests.fixtures.k8s import make_user
 

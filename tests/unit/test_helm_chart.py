@@ -331,7 +331,7 @@ def test_ledger_url_doctests_pass():
 
 
 def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
-    from scip_jupyter.kube_spawner import SCIPKubeSpawner
+    from scip_jupyter.spawners.kube import SCIPKubeSpawner
 
     table = runpy.run_path(str(HUB_CONFIG))["SETTINGS"]
     schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())

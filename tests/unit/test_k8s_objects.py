@@ -18,7 +18,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod
 
 from scip_jupyter.catalog import Profile, load_catalog
-from scip_jupyter.k8s_objects import (
+from scip_jupyter.spawners.k8s_objects import (
     Extend,
     Placement,
     SecretRef,
@@ -232,7 +232,7 @@ def test_no_slurm_settings_means_no_mounts():
     assert slurm_client_mounts() == ([], [], {})
 
 
-@pytest.mark.parametrize("module", ["scip_jupyter.k8s_objects", "scip_jupyter.availability"])
+@pytest.mark.parametrize("module", ["scip_jupyter.spawners.k8s_objects", "scip_jupyter.availability"])
 def test_doctests_hold(module):
     import doctest
     import importlib

@@ -10,12 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from scip_jupyter.catalog import load_catalog
-from scip_jupyter.local_spawner import (
-    detect_gpus,
-    profile_environment,
-    unreachable_dirs,
-    workdir_name,
-)
+from scip_jupyter.homes import unreachable_dirs, workdir_name
+from scip_jupyter.spawners.local_env import detect_gpus, profile_environment
 from tests.fixtures.common import ROOT
 
 CATALOG = load_catalog(ROOT / "hub_config" / "catalog.yaml")
@@ -118,8 +114,9 @@ def test_unreachable_dirs_on_real_folders(tmp_path):
 def test_doctests_of_spawner_and_options_modules():
     import doctest
 
-    from scip_jupyter import local_spawner, options
+    from scip_jupyter import homes, options
+    from scip_jupyter.spawners import local_env
 
-    for module in (local_spawner, options):
+    for module in (local_env, homes, options):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__

@@ -9,7 +9,7 @@ import pytest
 from tornado import web
 
 from scip_jupyter.catalog import load_catalog
-from scip_jupyter.local_spawner import SCIPLocalSpawner
+from scip_jupyter.spawners.local import SCIPLocalSpawner
 from scip_jupyter.options import OptionsError, options_from_form, validate_spawn_options
 from tests.fixtures.common import ROOT
 

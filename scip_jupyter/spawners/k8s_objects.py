@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from kubespawner.slugs import is_valid_label, safe_slug
 
-from .catalog import Profile, ProfileKind
+from ..catalog import Profile, ProfileKind
 
 #: Node label set by NVIDIA GPU feature discovery with the GPU product name.
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"

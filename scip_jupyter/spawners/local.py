@@ -23,147 +23,30 @@ per-hub-user working directory `<workdir_root>/<username>` owned by that
 account; never with `--allow-root`. When the hub is not root, servers run as
 the hub's own user. See docs/hub.md.
 
-Pure helpers (`profile_environment`, `workdir_name`, `unreachable_dirs`) are
-tested without a hub; the spawner methods are the thin I/O around them.
+Pure helpers (`local_env.profile_environment`, `homes.workdir_name`,
+`homes.unreachable_dirs`) are tested without a hub; the spawner methods are the thin I/O around them.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
-import re
 import shutil
-import stat
 from pathlib import Path
-from typing import Any, Callable, Iterable
-from urllib.parse import quote
+from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
 from tornado import web
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Unicode, default
 
-from . import LABEL_PREFIX
-from .availability import SlurmAvailability, profile_availability, slurm_resource
-from .catalog import Profile, ProfileKind, parse_quantity
-from .options import gpu_summary
-from .spawner import SCIPSpawnerMixin
+from ..availability import SlurmAvailability, profile_availability, slurm_resource
+from ..catalog import Profile, ProfileKind, parse_quantity
+from ..homes import unreachable_dirs, workdir_name
+from .base import SCIPSpawnerMixin
+from .local_env import GPU_DEVICE_GLOB, detect_gpus, profile_environment
 
-GPU_DEVICE_GLOB = "/dev/nvidia[0-9]*"
 _SEED_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".git")
-
-
-# --- pure helpers ----------------------------------------------------------------------------------
-
-
-def detect_gpus(pattern: str = GPU_DEVICE_GLOB) -> list[int]:
-    """Indices of the NVIDIA devices present (`/dev/nvidia0` -> 0); `[]` on a machine without GPUs."""
-    found = []
-    for path in glob.glob(pattern):
-        m = re.search(r"nvidia(\d+)$", path)
-        if m:
-            found.append(int(m.group(1)))
-    return sorted(found)
-
-
-def label_env(labels: dict[str, str]) -> dict[str, str]:
-    """Labels as environment variables.
-
-    >>> label_env({"scip.ca/user": "alice", "scip.ca/site": "east"})
-    {'SCIP_LABEL_USER': 'alice', 'SCIP_LABEL_SITE': 'east'}
-    """
-    out = {}
-    for key, value in labels.items():
-        name = key.split("/", 1)[1] if key.startswith(LABEL_PREFIX + "/") else key
-        out["SCIP_LABEL_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()] = value
-    return out
-
-
-def gpu_environment(profile: Profile, gpus: list[int]) -> dict[str, str]:
-    """CUDA_VISIBLE_DEVICES and SCIP_GPU for a profile on a host with these GPU indices.
-
-    >>> from scip_jupyter.catalog import Profile
-    >>> mig = Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
-    ...               image="i", site="s", jurisdiction="CA")
-    >>> gpu_environment(mig, [])["SCIP_GPU"], gpu_environment(mig, [])["CUDA_VISIBLE_DEVICES"]
-    ('none', '')
-    >>> gpu_environment(mig, [0, 1])["CUDA_VISIBLE_DEVICES"]
-    '0'
-    """
-    if profile.kind is ProfileKind.cpu:
-        return {"CUDA_VISIBLE_DEVICES": "", "SCIP_GPU": "none"}
-    if not gpus:
-        return {
-            "CUDA_VISIBLE_DEVICES": "",
-            "SCIP_GPU": "none",
-            "SCIP_GPU_NOTE": f"profile {profile.slug} asks for {gpu_summary(profile)}, "
-            "but this host has no NVIDIA GPU: the server runs on CPU only",
-        }
-    if profile.kind is ProfileKind.gpu:
-        devices = gpus[: profile.gpu_count]
-        wanted = f"{profile.gpu_model}:{profile.gpu_count}"
-    else:
-        # Locally a MIG slice cannot be addressed without nvidia-smi; give one whole device.
-        devices = gpus[:1]
-        wanted = f"{profile.gpu_model}:mig-{profile.mig_profile}"
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices), "SCIP_GPU": wanted}
-    if len(devices) < max(profile.gpu_count, 1):
-        env["SCIP_GPU_NOTE"] = f"profile {profile.slug} asks for {profile.gpu_count} GPUs; this host has {len(devices)}"
-    return env
-
-
-def profile_environment(
-    profile: Profile, labels: dict[str, str], gpus: list[int], options: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Everything a validated profile adds to a local server's environment."""
-    env = {
-        "SCIP_PROFILE": profile.slug,
-        "SCIP_PROFILE_KIND": profile.kind.value,
-        "SCIP_SITE": profile.site,
-        "SCIP_JURISDICTION": profile.jurisdiction,
-    }
-    env.update(label_env(labels))
-    if options and options.get("course"):
-        env["SCIP_COURSE"] = options["course"]
-    env.update(gpu_environment(profile, gpus))
-    return env
-
-
-def workdir_name(username: str) -> str:
-    """A folder name for a hub user: reversible, no path separators, never hidden or `..`.
-
-    >>> workdir_name("student1"), workdir_name("a/b c"), workdir_name("..")
-    ('student1', 'a%2Fb%20c', '%2E.')
-    """
-    name = quote(username, safe="@-_.")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    return name
-
-
-def unreachable_dirs(
-    path: Path, uid: int, gids: Iterable[int], stat_fn: Callable[[str], os.stat_result] = os.stat
-) -> list[Path]:
-    """Existing folders on the way to `path` (itself included) that uid/gids may not enter."""
-    gids = set(gids)
-    blocked = []
-    for folder in [path, *path.parents]:
-        try:
-            st = stat_fn(str(folder))
-        except FileNotFoundError:
-            continue
-        if uid == 0:
-            continue
-        if st.st_uid == uid:
-            ok = st.st_mode & stat.S_IXUSR
-        elif st.st_gid in gids:
-            ok = st.st_mode & stat.S_IXGRP
-        else:
-            ok = st.st_mode & stat.S_IXOTH
-        if not ok:
-            blocked.append(folder)
-    return blocked
 
 
 def _apply_hook(spawner: "SCIPLocalSpawner", user_options: Any) -> None:

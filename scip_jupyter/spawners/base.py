@@ -7,9 +7,8 @@ the ledger (`allocations/`): a refusal is an HTTP 403 naming `profile`, the
 exhausted field and what is left, and nothing starts. The reservation is
 released when the server stops, dies, or fails to start. The spawn form shows
 each profile's cost, what is free on the cluster and what is left in the
-allocation. The backends are small: `SCIPKubeSpawner` (KubeSpawner) and
-`SCIPLocalSpawner` (embedded default). They are imported lazily so that the
-local spawner does not import the Kubernetes client.
+allocation. The backends are small: `kube.SCIPKubeSpawner` (KubeSpawner) and
+`local.SCIPLocalSpawner` (embedded default).
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ from tornado import web
 from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import LABEL_PREFIX
-from .allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
-from .allocations.policy import Account, Request, accounts_for, paying_course, standing
-from .allocations.quotas import Allocations, cached_allocations
-from .catalog import Catalog, Profile, load_catalog
-from .config import cached_load
-from .options import (
+from .. import LABEL_PREFIX
+from ..allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
+from ..allocations.policy import Account, Request, accounts_for, paying_course, standing
+from ..allocations.quotas import Allocations, cached_allocations
+from ..catalog import Catalog, Profile, load_catalog
+from ..config import cached_load
+from ..options import (
     OptionsError,
     ProfileStatus,
     allowed_profiles,
@@ -85,7 +84,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         """Profile slugs granted by something other than groups: the user's active courses."""
         if not self.courses_path:
             return set()
-        from .courses.hub import extra_profiles
+        from ..courses.hub import extra_profiles
 
         return extra_profiles(self.courses_path, self.user.name, self.scip_user_groups())
 
@@ -97,7 +96,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         try:
             profile, normalised = validate_spawn_options(options, self.catalog, self.scip_user_groups(), self.scip_extra_profiles())
             if self.courses_path and "course" in normalised:
-                from .courses.hub import check_course_option
+                from ..courses.hub import check_course_option
 
                 check_course_option(self.courses_path, self.user.name, self.scip_user_groups(), normalised["course"])
             return profile, normalised
@@ -184,7 +183,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     def scip_courses(self) -> list:
         if not self.courses_path:
             return []
-        from .courses.registry import cached_registry
+        from ..courses.registry import cached_registry
 
         try:
             return list(cached_registry(self.courses_path).courses)
@@ -364,16 +363,3 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             host_note=self.scip_host_note(allowed),
             status=status,
         )
-
-
-def __getattr__(name: str):
-    # Lazy backends: importing the local spawner must not import kubernetes.
-    if name == "SCIPKubeSpawner":
-        from .kube_spawner import SCIPKubeSpawner
-
-        return SCIPKubeSpawner
-    if name == "SCIPLocalSpawner":
-        from .local_spawner import SCIPLocalSpawner
-
-        return SCIPLocalSpawner
-    raise AttributeError(name)

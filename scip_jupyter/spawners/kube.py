@@ -24,9 +24,9 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, TraitError, Unicode, default, validate
 
-from .availability import KubeAvailability, profile_availability
+from ..availability import KubeAvailability, profile_availability
 from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, SecretRef, profile_list_for, slurm_client_mounts
-from .spawner import SCIPSpawnerMixin
+from .base import SCIPSpawnerMixin
 
 #: Settings a profile override may change; restored to the configured values before each spawn.
 OVERRIDDEN_TRAITS = (
