@@ -1,0 +1,116 @@
+"""One hub wiring for both hubs: `configure(c, settings)`.
+
+`hub_config/local.py` (the embedded hub) and `hub_config/k8s.py` (the Helm
+chart's hub) build a `HubSetup` with what differs between them (the spawner,
+where files live, service ports and tokens, where homes are) and call
+`configure`. Everything else is wired here, once:
+
+1. the spawner and its config files (catalog, courses, allocations, ledger);
+2. courses: groups, instructor roles, launch links, the `scip-courses` service;
+3. ARC clean-up: the post-stop hook and the `scip-arc-reconcile` service;
+4. allocations: the ledger and the quota file;
+5. every function in `FEATURES`, in order (later features add themselves there:
+   each is `feature(c, setup, wiring)` and may append to `wiring`'s groups, roles,
+   services and extra handlers).
+
+`configure` returns the `Wiring` so a hub config may add what only it needs
+(the embedded hub's demo accounts and admin service, say).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+#: Spawner entry points (pyproject `jupyterhub.spawners`).
+SPAWNERS = {"local": "scip-local", "kube": "scip-kube"}
+#: The spawner config section of each backend.
+SPAWNER_SECTIONS = {"local": "SCIPLocalSpawner", "kube": "SCIPKubeSpawner"}
+
+
+@dataclass
+class HubSetup:
+    """What a hub config says about itself; everything has a safe default."""
+
+    backend: str  # "local" or "kube"
+    catalog_path: str
+    courses_path: str = ""
+    allocations_path: str = ""
+    ledger_url: str = ""
+    #: Where each person's notebook root is (a folder, or a `{username}` template).
+    homes: str = ""
+    public_url: str = ""
+    #: ARC presets the hub cleans up after (post-stop hook and reconcile service).
+    arc_cleanup_presets: list[str] = field(default_factory=lambda: ["local-slurm"])
+    arc_reconcile_every: float = 300.0
+    #: The courses service: its port and API token (a fresh token when empty).
+    courses_service_port: int = 0
+    courses_service_ip: str = "127.0.0.1"
+    courses_service_token: str = ""
+    #: Groups from the authenticator or the deployment (name -> {"users": [...]}).
+    groups: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in SPAWNERS:
+            raise ValueError(f"backend: {self.backend!r} is not one of {', '.join(SPAWNERS)}")
+
+
+@dataclass
+class Wiring:
+    """The lists `configure` hands to JupyterHub; features append to them."""
+
+    groups: dict
+    roles: list = field(default_factory=list)
+    services: list = field(default_factory=list)
+
+
+#: Features wired after the core ones: `feature(c, setup, wiring) -> None`.
+FEATURES: list[Callable[[object, HubSetup, Wiring], None]] = []
+
+
+def configure(c, setup: HubSetup) -> Wiring:
+    """Wire the SCIP hub into the JupyterHub config `c`; returns the shared lists."""
+    wiring = Wiring(groups=setup.groups)
+    c.JupyterHub.load_groups = wiring.groups
+    c.JupyterHub.load_roles = wiring.roles
+    c.JupyterHub.services = wiring.services
+    section = c[SPAWNER_SECTIONS[setup.backend]]
+
+    # 1. the spawner and its config files
+    c.JupyterHub.spawner_class = SPAWNERS[setup.backend]
+    section.catalog_path = setup.catalog_path
+
+    # 2. courses
+    if setup.courses_path and Path(setup.courses_path).exists():
+        from .courses.hub import configure as configure_courses
+        from .embedded import free_port
+
+        configure_courses(
+            c,
+            setup.courses_path,
+            groups=wiring.groups,
+            roles=wiring.roles,
+            services=wiring.services,
+            homes=setup.homes,
+            service_port=setup.courses_service_port or free_port(),
+            service_token=setup.courses_service_token or secrets.token_hex(32),
+            public_url=setup.public_url,
+        )
+
+    # 3. ARC clean-up: post-stop hook and the reconcile service
+    from .arc.hub_hooks import configure_hub as configure_arc
+
+    configure_arc(c, presets=list(setup.arc_cleanup_presets), every=setup.arc_reconcile_every)
+
+    # 4. allocations
+    if setup.allocations_path:
+        c.SCIPSpawnerMixin.allocations_path = setup.allocations_path
+    if setup.ledger_url:
+        c.SCIPSpawnerMixin.ledger_url = setup.ledger_url
+
+    # 5. later features
+    for feature in FEATURES:
+        feature(c, setup, wiring)
+    return wiring
