@@ -22,6 +22,8 @@ import requests
 
 from tests.fixtures.common import ROOT, VENV_BIN, free_port, wait_for_port
 
+pytestmark = pytest.mark.server
+
 COURSES = """\
 courses:
   - id: demo
