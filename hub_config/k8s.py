@@ -40,9 +40,12 @@ SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
     "siteNodeLabel": ("SCIPKubeSpawner", "site_node_label", str, "node label key matched against the profile's site"),
     "tolerateGpuTaint": ("SCIPKubeSpawner", "tolerate_gpu_taint", bool, "GPU pods tolerate the nvidia.com/gpu taint"),
     "configMap": ("SCIPKubeSpawner", "scip_config_map", str, "ConfigMap of catalog/courses/ARC mounted in notebook pods"),
-    "slurm.mungeKeySecret": ("SCIPKubeSpawner", "slurm_munge_key_secret", dict, "{name, key} of the munge key Secret"),
-    "slurm.sshKeySecret": ("SCIPKubeSpawner", "slurm_ssh_key_secret", dict, "{name, key} of the ARC ssh key Secret"),
     "slurm.configMap": ("SCIPKubeSpawner", "slurm_config_map", str, "ConfigMap holding slurm.conf"),
+}
+#: Keys that once mounted a shared credential in every notebook pod; refused with why.
+REFUSED = {
+    "slurm.mungeKeySecret": "no shared munge key is mounted in notebook pods; each server gets its own person's short-lived credentials",
+    "slurm.sshKeySecret": "no shared robot SSH key is mounted in notebook pods; each server gets its own person's short-lived credentials",
 }
 #: Dict-valued settings whose own keys are fixed.
 SECRET_REF_KEYS = {"name", "key"}
@@ -52,7 +55,7 @@ CONFLICTS = {
 }
 
 
-_LEAVES = {key.rsplit(".", 1)[-1] for key in SETTINGS}
+_LEAVES = {key.rsplit(".", 1)[-1] for key in (*SETTINGS, *REFUSED)}
 
 
 class ChartValuesError(SystemExit):
@@ -139,6 +142,9 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
         raise ChartValuesError([f"custom.scip: must be a mapping, not {type(scip).__name__}"])
     settings: dict[tuple[str, str], Any] = {}
     for key, value in _flatten(scip).items():
+        if key in REFUSED:
+            problems.append(f"custom.scip.{key}: refused: {REFUSED[key]}; remove it")
+            continue
         if key not in SETTINGS:
             hint = difflib.get_close_matches(key, SETTINGS, n=1)
             leaf = key.rsplit(".", 1)[-1]

@@ -4,8 +4,8 @@ Nothing here talks to Kubernetes. `profile_overrides` returns the
 `kubespawner_override` dict KubeSpawner applies for a chosen profile (GPU or
 MIG extended resources, node selector, tolerations, labels, CPU/memory, image,
 a memory-backed /dev/shm); `profile_list_for` wraps those into KubeSpawner's
-`profile_list` entries. `slurm_client_mounts` builds the secret/ConfigMap
-mounts a notebook pod needs to talk to Slurm. The snapshot tests in
+`profile_list` entries. `slurm_client_mounts` builds the ConfigMap mounts a
+notebook pod needs for courses, ARC presets and Slurm (never a shared secret). The snapshot tests in
 tests/unit/test_k8s_objects.py pin the output and validate every pod built from
 it with kubernetes-validate.
 
@@ -223,52 +223,49 @@ def profile_list_for(
 
 @dataclass(frozen=True)
 class SecretRef:
-    """A reference to one key of an existing Secret (secrets are never inlined)."""
+    """A reference to one key of an existing Secret (secrets are never inlined).
+
+    No shared credential (munge key, robot SSH key) is ever mounted in a user
+    pod: a server gets only its own person's short-lived credentials, from a
+    per-server Secret the hub writes (see identity.py).
+    """
 
     name: str
     key: str
 
 
+#: Where the scip-jupyter-config ConfigMap is mounted in notebook pods.
+POD_CONFIG_DIR = "/etc/scip/config"
+
+
 def slurm_client_mounts(
-    munge_key: SecretRef | None = None,
-    ssh_key: SecretRef | None = None,
     slurm_config_map: str = "",
     scip_config_map: str = "",
+    config_files: Iterable[str] = ("courses.yaml", "arc.yaml"),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
-    """Volumes, mounts and environment for Slurm clients in a notebook pod.
+    """Volumes, mounts and environment for the SCIP and Slurm clients in a notebook pod.
 
-    munge_key -> /etc/munge/munge.key (local `sbatch` through munge),
-    ssh_key -> /etc/scip/ssh/id_key (the ssh submit transport),
-    slurm_config_map -> /etc/slurm (slurm.conf of the cluster),
-    scip_config_map -> /etc/scip/config (catalog, courses, ARC presets).
-    Secret files are mode 0400.
+    slurm_config_map -> /etc/slurm (slurm.conf of the cluster; sets SLURM_CONF),
+    scip_config_map -> /etc/scip/config (courses, ARC presets), with the variables
+    the single-user side reads: SCIP_COURSES_FILE and SCIP_ARC_PRESETS, for the
+    files of `config_files` the ConfigMap carries. Nothing secret is mounted here.
     """
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
     env: dict[str, str] = {}
-    if munge_key:
-        volumes.append(_secret_volume("scip-munge-key", munge_key, "munge.key"))
-        mounts.append({"name": "scip-munge-key", "mountPath": "/etc/munge", "readOnly": True})
-    if ssh_key:
-        volumes.append(_secret_volume("scip-ssh-key", ssh_key, "id_key"))
-        mounts.append({"name": "scip-ssh-key", "mountPath": "/etc/scip/ssh", "readOnly": True})
-        env["SCIP_SSH_KEY"] = "/etc/scip/ssh/id_key"
     if slurm_config_map:
         volumes.append({"name": "scip-slurm-conf", "configMap": {"name": slurm_config_map}})
         mounts.append({"name": "scip-slurm-conf", "mountPath": "/etc/slurm", "readOnly": True})
         env["SLURM_CONF"] = "/etc/slurm/slurm.conf"
     if scip_config_map:
         volumes.append({"name": "scip-config", "configMap": {"name": scip_config_map}})
-        mounts.append({"name": "scip-config", "mountPath": "/etc/scip/config", "readOnly": True})
-        env["SCIP_CONFIG_DIR"] = "/etc/scip/config"
+        mounts.append({"name": "scip-config", "mountPath": POD_CONFIG_DIR, "readOnly": True})
+        files = set(config_files)
+        if "courses.yaml" in files:
+            env["SCIP_COURSES_FILE"] = f"{POD_CONFIG_DIR}/courses.yaml"
+        if "arc.yaml" in files:
+            env["SCIP_ARC_PRESETS"] = f"{POD_CONFIG_DIR}/arc.yaml"
     return volumes, mounts, env
-
-
-def _secret_volume(volume: str, ref: SecretRef, path: str) -> dict[str, Any]:
-    return {
-        "name": volume,
-        "secret": {"secretName": ref.name, "items": [{"key": ref.key, "path": path}], "defaultMode": 0o400},
-    }
 
 
 def expand_overrides(overrides: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:

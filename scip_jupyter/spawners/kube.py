@@ -22,10 +22,10 @@ import copy
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Unicode, default
 
 from ..availability import KubeAvailability, profile_availability
-from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, SecretRef, profile_list_for, slurm_client_mounts
+from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, profile_list_for, slurm_client_mounts
 from .base import SCIPSpawnerMixin
 
 #: Settings a profile override may change; restored to the configured values before each spawn.
@@ -45,10 +45,6 @@ OVERRIDDEN_TRAITS = (
     "extra_resource_guarantees",
     "environment",
 )
-
-
-def _secret_ref(value: dict) -> SecretRef | None:
-    return SecretRef(name=value["name"], key=value["key"]) if value else None
 
 
 class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
@@ -77,22 +73,6 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         config=True,
         help="""Let GPU and MIG pods tolerate the `nvidia.com/gpu` NoSchedule taint of GPU nodes.""",
     )
-    slurm_munge_key_secret = Dict(
-        {},
-        config=True,
-        help="""Secret holding the Slurm munge key, mounted read-only at /etc/munge/munge.key.
-
-        A reference only, never the key: c.SCIPKubeSpawner.slurm_munge_key_secret = {"name": "slurm-munge", "key": "munge.key"}
-        """,
-    )
-    slurm_ssh_key_secret = Dict(
-        {},
-        config=True,
-        help="""Secret holding the SSH key for the ARC ssh submit transport, mounted at /etc/scip/ssh/id_key.
-
-        c.SCIPKubeSpawner.slurm_ssh_key_secret = {"name": "arc-robot", "key": "id_ed25519"}
-        """,
-    )
     slurm_config_map = Unicode(
         "",
         config=True,
@@ -101,19 +81,9 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
     scip_config_map = Unicode(
         "",
         config=True,
-        help="""ConfigMap with catalog.yaml, courses.yaml and arc.yaml, mounted at /etc/scip/config
-        in notebook pods (sets SCIP_CONFIG_DIR). The Helm chart creates `scip-jupyter-config`.""",
+        help="""ConfigMap with courses.yaml and arc.yaml, mounted at /etc/scip/config in notebook
+        pods (sets SCIP_COURSES_FILE and SCIP_ARC_PRESETS). The Helm chart creates `scip-jupyter-config`.""",
     )
-
-    @validate("slurm_munge_key_secret", "slurm_ssh_key_secret")
-    def _secret_reference(self, proposal):
-        value = proposal["value"]
-        if value and (set(value) != {"name", "key"} or not all(isinstance(v, str) and v for v in value.values())):
-            raise TraitError(
-                f"{proposal['trait'].name} must be {{}} or {{'name': <Secret>, 'key': <key>}} "
-                f"(a reference, never the secret itself), not keys {sorted(value)}"
-            )
-        return value
 
     _scip_kube_availability: dict[tuple, KubeAvailability] = {}
 
@@ -135,12 +105,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         return type(self)._scip_profile_list
 
     def _scip_profile_list(self) -> list[dict[str, Any]]:
-        volumes, mounts, env = slurm_client_mounts(
-            _secret_ref(self.slurm_munge_key_secret),
-            _secret_ref(self.slurm_ssh_key_secret),
-            self.slurm_config_map,
-            self.scip_config_map,
-        )
+        volumes, mounts, env = slurm_client_mounts(self.slurm_config_map, self.scip_config_map)
         placement = Placement(
             gpu_products=dict(self.gpu_products),
             site_node_label=self.site_node_label,

@@ -12,7 +12,6 @@ import aiohttp
 import kubernetes_validate
 import pytest
 from tornado import web
-from traitlets import TraitError
 
 from scip_jupyter.availability import KubeAvailability, profile_availability
 from scip_jupyter.spawners.kube import SCIPKubeSpawner
@@ -175,26 +174,23 @@ async def test_availability_counts_a_started_mig_slice(kube_api, kube_namespace)
     assert (await KubeAvailability(spawner.api, ttl=0).flavours())["nvidia.com/mig-1g.10gb"].free == before.free
 
 
-@pytest.mark.parametrize("value", [{"name": "munge"}, {"name": "m", "key": "k", "data": "c2VjcmV0"}, {"name": "", "key": "k"}])
-async def test_spawner_refuses_anything_but_a_secret_reference(kube_api, kube_namespace, value):
-    with pytest.raises(TraitError, match="a reference, never the secret itself"):
-        make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, slurm_munge_key_secret=value)
+@pytest.mark.parametrize("trait", ["slurm_munge_key_secret", "slurm_ssh_key_secret"])
+async def test_spawner_has_no_shared_credential_settings(trait):
+    assert trait not in SCIPKubeSpawner.class_traits(config=True)
 
 
-async def test_slurm_secret_references_are_mounted_in_the_pod(kube_api, kube_namespace):
+async def test_config_maps_are_mounted_and_no_secret_is(kube_api, kube_namespace):
     spawner = make_spawner(
         SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, {"profile": "cpu-small"},
-        slurm_munge_key_secret={"name": "slurm-munge", "key": "munge.key"},
-        slurm_ssh_key_secret={"name": "arc-robot", "key": "id_ed25519"},
-        slurm_config_map="scip-slurm-client",
+        slurm_config_map="scip-slurm-client", scip_config_map="scip-jupyter-config",
     )
     await start(spawner)
     pod = only_pod(kube_api, kube_namespace)
-    secrets = {v["secret"]["secretName"]: v["secret"] for v in pod["spec"]["volumes"] if "secret" in v}
-    assert secrets["slurm-munge"]["items"] == [{"key": "munge.key", "path": "munge.key"}]
-    assert secrets["arc-robot"]["defaultMode"] == 0o400
+    assert [v for v in pod["spec"]["volumes"] if "secret" in v] == []
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-    assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf" and env["SCIP_SSH_KEY"] == "/etc/scip/ssh/id_key"
+    assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf"
+    assert env["SCIP_ARC_PRESETS"] == "/etc/scip/config/arc.yaml"
+    assert "SCIP_SSH_KEY" not in env and "SCIP_CONFIG_DIR" not in env
     [create] = pod_creations(kube_api, kube_namespace)
     kubernetes_validate.validate(create.data, "1.30", strict=True)
     await spawner.stop()

@@ -252,7 +252,7 @@ def test_hub_config_maps_chart_keys_to_traitlets(monkeypatch):
     values["custom"]["scip"].update(
         siteNodeLabel="scip.ca/site",
         tolerateGpuTaint=False,
-        slurm={"mungeKeySecret": {"name": "slurm-munge", "key": "munge.key"}, "sshKeySecret": {}, "configMap": "sc"},
+        slurm={"configMap": "sc"},
     )
     c = load_hub_config(values, monkeypatch)
     assert c.JupyterHub.spawner_class == "scip-kube"
@@ -262,7 +262,6 @@ def test_hub_config_maps_chart_keys_to_traitlets(monkeypatch):
     assert spawner.tolerate_gpu_taint is False
     assert spawner.gpu_products["h100"] == "NVIDIA-H100-80GB-HBM3"
     assert spawner.scip_config_map == "scip-jupyter-config"
-    assert spawner.slurm_munge_key_secret == {"name": "slurm-munge", "key": "munge.key"}
     assert spawner.slurm_config_map == "sc"
     assert spawner.allocations_path == str(ROOT / "hub_config" / "allocations.yaml")
     assert spawner.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
@@ -333,13 +332,14 @@ def test_ledger_url_doctests_pass():
 def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
     from scip_jupyter.spawners.kube import SCIPKubeSpawner
 
-    table = runpy.run_path(str(HUB_CONFIG))["SETTINGS"]
+    module = runpy.run_path(str(HUB_CONFIG))
+    table, refused = module["SETTINGS"], module["REFUSED"]
     schema = yaml.safe_load((CHART / "values.schema.yaml").read_text())
     scip = schema["properties"]["jupyterhub"]["properties"]["custom"]["properties"]["scip"]["properties"]
     keys = {k for k, v in scip.items() if "properties" not in v} | {
         f"{k}.{sub}" for k, v in scip.items() if "properties" in v for sub in v["properties"]
     }
-    assert keys == set(table)
+    assert keys == set(table) | set(refused)
     for cls, trait, _type, _help in table.values():
         assert cls == "SCIPKubeSpawner" and SCIPKubeSpawner.class_traits(config=True).get(trait), trait
 
@@ -349,9 +349,9 @@ def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
     [
         ({"scip": {"catalogPth": "/x"}}, "custom.scip.catalogPth: unknown key (did you mean catalogPath?)"),
         ({"catalogPath": "/x", "scip": {}}, "custom.catalogPath: misplaced; it belongs at custom.scip.catalogPath"),
-        ({"scip": {"mungeKeySecret": {"name": "m", "key": "k"}}}, "misplaced; it belongs at custom.scip.slurm.mungeKeySecret"),
+        ({"scip": {"slurm": {"mungeKeySecret": {"name": "m", "key": "k"}}}}, "custom.scip.slurm.mungeKeySecret: refused: no shared munge key"),
+        ({"scip": {"slurm": {"sshKeySecret": {"name": "k", "key": "id"}}}}, "custom.scip.slurm.sshKeySecret: refused: no shared robot SSH key"),
         ({"scip": {"tolerateGpuTaint": "yes"}}, "custom.scip.tolerateGpuTaint: must be a bool, not str"),
-        ({"scip": {"slurm": {"sshKeySecret": {"name": "k", "key": "id", "privateKey": "----"}}}}, "never the secret itself"),
         ({"scip": "catalog.yaml"}, "custom.scip: must be a mapping, not str"),
         ({"scip": {"ledgerUrl": "postgresql://scip:hunter2@db/scip"}}, "custom.scip.ledgerUrl: holds a password; never put it in values"),
         ({"scip": {"ledgerUrl": "not a url"}}, "custom.scip.ledgerUrl: not a SQLAlchemy URL"),

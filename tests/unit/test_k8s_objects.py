@@ -21,7 +21,6 @@ from scip_jupyter.catalog import Profile, load_catalog
 from scip_jupyter.spawners.k8s_objects import (
     Extend,
     Placement,
-    SecretRef,
     expand_overrides,
     label_value,
     profile_list_for,
@@ -204,28 +203,27 @@ def test_profile_list_keeps_catalog_order():
     assert [e["slug"] for e in entries] == CATALOG.slugs
 
 
-def test_slurm_client_mounts_reference_secrets_and_validate():
-    volumes, mounts, env = slurm_client_mounts(
-        SecretRef("slurm-munge", "munge.key"), SecretRef("arc-robot", "id_ed25519"), "slurm-conf", "scip-jupyter-config"
-    )
-    by_name = {v["name"]: v for v in volumes}
-    assert by_name["scip-munge-key"]["secret"] == {
-        "secretName": "slurm-munge",
-        "items": [{"key": "munge.key", "path": "munge.key"}],
-        "defaultMode": 0o400,
-    }
-    assert by_name["scip-ssh-key"]["secret"]["secretName"] == "arc-robot"
-    assert {m["mountPath"] for m in mounts} == {"/etc/munge", "/etc/scip/ssh", "/etc/slurm", "/etc/scip/config"}
+def test_client_mounts_carry_config_never_a_shared_secret():
+    volumes, mounts, env = slurm_client_mounts("slurm-conf", "scip-jupyter-config")
+    assert [v["name"] for v in volumes] == ["scip-slurm-conf", "scip-config"]
+    assert not [v for v in volumes if "secret" in v]
+    assert {m["mountPath"] for m in mounts} == {"/etc/slurm", "/etc/scip/config"}
     assert all(m["readOnly"] for m in mounts)
     assert env == {
-        "SCIP_SSH_KEY": "/etc/scip/ssh/id_key",
         "SLURM_CONF": "/etc/slurm/slurm.conf",
-        "SCIP_CONFIG_DIR": "/etc/scip/config",
+        "SCIP_COURSES_FILE": "/etc/scip/config/courses.yaml",
+        "SCIP_ARC_PRESETS": "/etc/scip/config/arc.yaml",
     }
     profile = PROFILES["h100-full"]
     pod = build_pod(profile_overrides(profile, labels_for(profile), None, volumes, mounts, env))
     validate(pod)
-    assert "munge" not in json.dumps(pod["spec"]["containers"][0].get("env", [])).lower()
+    text = json.dumps(pod).lower()
+    assert "munge" not in text and "ssh" not in text
+
+
+def test_config_env_names_only_the_files_the_config_map_carries():
+    _, _, env = slurm_client_mounts("", "scip-jupyter-config", config_files=("arc.yaml",))
+    assert env == {"SCIP_ARC_PRESETS": "/etc/scip/config/arc.yaml"}
 
 
 def test_no_slurm_settings_means_no_mounts():
