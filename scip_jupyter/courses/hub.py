@@ -22,12 +22,17 @@ single-user servers need (`SCIP_COURSES_FILE`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from ..config import ConfigError
+from ..i18n import _
 from .registry import COURSES_ENV, Registry, cached_registry
+
+log = logging.getLogger("scip.courses")
 
 SERVICE_NAME = "scip-courses"
 LAUNCH_PATTERN = r"/scip/course/([^/]+)/launch"
@@ -100,7 +105,8 @@ def extra_profiles(registry_file: str | os.PathLike, username: str, groups: Iter
     """Profiles granted to this user by their active courses (empty when there is no registry)."""
     try:
         registry = cached_registry(registry_file)
-    except FileNotFoundError:
+    except (OSError, ConfigError) as exc:  # no valid registry: courses grant nothing, spawns go on
+        log.error("course registry %s unavailable, no course grants a profile: %s", registry_file, exc)
         return set()
     return registry.granted_profiles(username, groups, today or _today())
 
@@ -150,7 +156,11 @@ def check_course_option(registry_file: str | os.PathLike, username: str, groups:
     """
     from ..options import OptionsError
 
-    registry = cached_registry(registry_file)
+    try:
+        registry = cached_registry(registry_file)
+    except (OSError, ConfigError) as exc:
+        log.error("course registry %s unavailable: %s", registry_file, exc)
+        raise OptionsError("course", _("the course registry is unavailable now; try again later"), [], status=503) from None
     today = _today()
     groups = list(groups)
     mine = [c.id for c in registry.courses_for(username, groups) if c.is_active(today)]

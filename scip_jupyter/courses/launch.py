@@ -24,6 +24,7 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from ..config import ConfigError
+from ..i18n import _
 from .registry import Course, cached_registry
 from .student import CourseRequestError, check_notebook
 
@@ -48,8 +49,9 @@ class CourseLaunchHandler(BaseHandler):
     def _course(self, course_id: str) -> Course:
         try:
             registry = cached_registry(self.registry_file)
-        except ConfigError as exc:
-            raise web.HTTPError(500, f"course registry: {exc}") from None
+        except (ConfigError, OSError) as exc:  # the operator's problem: say so, without a traceback
+            self.log.error("course registry unavailable: %s", exc)
+            raise web.HTTPError(503, _("course registry: unavailable now; try again later")) from None
         course = registry.get(course_id)
         if course is None:
             raise web.HTTPError(404, f"course: no course {course_id!r}")

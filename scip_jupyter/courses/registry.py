@@ -16,6 +16,7 @@ registry through this module.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from pathlib import Path
@@ -32,6 +33,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
 REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 #: Environment variable naming the registry file (hub, single-user servers, kernels).
 COURSES_ENV = "SCIP_COURSES_FILE"
+log = logging.getLogger("scip.courses")
 
 
 def _names(values: list[str], what: str) -> list[str]:
@@ -226,25 +228,56 @@ def _check_against(registry: Registry, lines: dict, file: str, catalog: Catalog 
     return problems
 
 
-def load_courses(path: str | os.PathLike, catalog: Catalog | str | os.PathLike | None = None) -> Registry:
+def load_courses(
+    path: str | os.PathLike, catalog: Catalog | str | os.PathLike | None = None, *, require_material: bool = True
+) -> Registry:
     """Load and validate a courses.yaml; raises ConfigError with file:line problems.
 
     Profiles are checked against `catalog` (a Catalog or a path), or, when not
-    given, against a `catalog.yaml` in the same folder if there is one.
+    given, against a `catalog.yaml` in the same folder if there is one. With
+    `require_material=False` (a running hub) a missing material folder is logged,
+    not raised: it is that one course's problem, reported when its material is read.
     """
     path = Path(path)
     data, lines = load_yaml(path)
     registry = validate_data(Registry, data, lines, str(path))
     registry._base_dir = str(path.resolve().parent)
     problems = _check_against(registry, lines, str(path), catalog_beside(path, catalog))
+    if not require_material:
+        for p in [p for p in problems if p.field.endswith(".material.path")]:
+            log.warning("course registry: %s (only this course's material is unavailable)", p)
+            problems.remove(p)
     if problems:
         raise ConfigError(problems)
     return registry
 
 
+def _load_live(path: str | os.PathLike) -> Registry:
+    return load_courses(path, require_material=False)
+
+
+#: resolved path -> the last registry that loaded, kept while a later edit is broken
+_last_good: dict[str, Registry] = {}
+
+
 def cached_registry(path: str | os.PathLike) -> Registry:
-    """`load_courses`, reloaded only when the file changes (so a running hub sees edits)."""
-    return cached_load(load_courses, path)
+    """The registry as a running hub, service or server reads it: reloaded when the file changes.
+
+    One course's missing material folder does not invalidate the others (see
+    `load_courses`), and an edit that breaks the file keeps the last valid
+    registry in force (logged) until it is fixed; `scip-jupyter check` reports
+    both. Raises ConfigError only when no valid version was ever read.
+    """
+    key = str(Path(path).resolve())
+    try:
+        registry = cached_load(_load_live, key)
+    except ConfigError as exc:
+        if key not in _last_good:
+            raise
+        log.error("course registry %s is invalid; keeping the last valid version:\n%s", key, exc)
+        return _last_good[key]
+    _last_good[key] = registry
+    return registry
 
 
 def registry_path(explicit: str | os.PathLike | None = None) -> Path:

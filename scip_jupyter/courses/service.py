@@ -31,6 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import ConfigError
+from ..i18n import _
 from ..signals import stop_on_signals
 from .cli import launch_url
 from .ops import Homes, current_snapshot, status_student, today
@@ -106,8 +107,9 @@ class _Base(HubOAuthenticated, web.RequestHandler):
     def registry(self) -> Registry:
         try:
             return cached_registry(self.settings["registry_file"])
-        except ConfigError as exc:
-            raise web.HTTPError(500, f"course registry: {exc}") from None
+        except (ConfigError, OSError) as exc:
+            log.error("course registry unavailable: %s", exc)
+            raise web.HTTPError(503, _("course registry: unavailable now; try again later")) from None
 
     def who(self) -> dict:
         return self.get_current_user() or {}

@@ -97,10 +97,27 @@ class Manifest:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("manifest is not a JSON object")
-        # the manifest lives in the student's folder: keep only plain relative paths
-        files = {str(k): str(v) for k, v in (data.get("files") or {}).items() if safe_relpath(str(k))}
-        offered = {str(k): str(v) for k, v in (data.get("offered") or {}).items() if safe_relpath(str(k))}
-        return cls(str(data.get("course", "")), str(data.get("version", "")), str(data.get("synced_at", "")), files, offered)
+        # The manifest lives in the student's folder, so it may hold anything: keep only
+        # plain relative paths mapped to string hashes, and strings where strings belong.
+        return cls(
+            _text(data.get("course")), _text(data.get("version")), _text(data.get("synced_at")),
+            _path_hashes(data.get("files")), _path_hashes(data.get("offered")),
+        )
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _path_hashes(value) -> dict[str, str]:
+    """`{path: hash}` entries of a manifest section; anything else (a list, a number) counts as empty.
+
+    >>> _path_hashes({"a.ipynb": "00", "../x": "01", "b": ["no"]}), _path_hashes([]), _path_hashes("x")
+    ({'a.ipynb': '00'}, {}, {})
+    """
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str) and safe_relpath(k)}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from scip_jupyter.config import ConfigError
+from scip_jupyter.i18n import _
 from scip_jupyter.courses.student import CourseRequestError, StudentSide
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,9 @@ class _CourseMixin:
     def side(self) -> StudentSide:
         try:
             return student_side(self.serverapp)
-        except ConfigError as exc:
-            raise web.HTTPError(500, f"course registry: {exc}") from None
+        except (ConfigError, OSError) as exc:  # the operator's problem, not the request's
+            log.error("course registry unavailable: %s", exc)
+            raise web.HTTPError(503, _("course registry: unavailable now; ask the course's instructors")) from None
 
     async def _run(self, fn, *args):
         try:
@@ -75,9 +77,11 @@ class _CourseMixin:
         except CourseRequestError as exc:
             raise web.HTTPError(exc.status, str(exc), reason="Bad course request") from None
         except ConfigError as exc:
-            raise web.HTTPError(500, f"course registry: {exc}") from None
+            log.error("course registry unavailable: %s", exc)
+            raise web.HTTPError(503, _("course registry: unavailable now; ask the course's instructors")) from None
         except (OSError, RuntimeError) as exc:
-            raise web.HTTPError(500, f"course material: {exc}") from None
+            log.error("course material unavailable: %s", exc)
+            raise web.HTTPError(503, _("course material: unavailable now ({problem})").format(problem=str(exc)[:200])) from None
 
     def _course_id(self, value) -> str:
         if not isinstance(value, str) or not value:
