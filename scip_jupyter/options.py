@@ -17,12 +17,14 @@ allocation that would pay for it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 from .allocations.quotas import gpu_share
 from .catalog import Catalog, Profile, ProfileKind, parse_quantity
+from .i18n import _, ngettext
 from .templating import render
 
 
@@ -126,10 +128,12 @@ def _short(value: str, limit: int = 60) -> str:
 
 
 # --- the spawn form -------------------------------------------------------------------------------
+# Rendering only: every string a person reads goes through the translation catalog
+# (scip_jupyter.i18n; the hub sets the language per request).
 
 
 def _cores(value: float) -> str:
-    return f"{value:g} core" + ("" if value == 1 else "s")
+    return ngettext("%(n)s core", "%(n)s cores", 1 if value == 1 else 2) % {"n": f"{value:g}"}
 
 
 def _memory(quantity: str) -> str:
@@ -138,7 +142,7 @@ def _memory(quantity: str) -> str:
     >>> _memory("4G"), _memory("512M"), _memory("16Gi")
     ('4 GB', '0.5 GB', '17.2 GB')
     """
-    return f"{round(parse_quantity(quantity) / 1e9, 1):g} GB"
+    return _("%(n)s GB") % {"n": f"{round(parse_quantity(quantity) / 1e9, 1):g}"}
 
 
 def gpu_summary(profile: Profile) -> str:
@@ -149,11 +153,12 @@ def gpu_summary(profile: Profile) -> str:
     ...                     image="i", site="s", jurisdiction="CA"))
     'H100 MIG slice 1g.10gb'
     """
+    model = str(profile.gpu_model).upper()
     if profile.kind is ProfileKind.gpu:
-        return f"{profile.gpu_count} × {str(profile.gpu_model).upper()} (full GPU)"
+        return _("%(count)s × %(model)s (full GPU)") % {"count": profile.gpu_count, "model": model}
     if profile.kind is ProfileKind.mig:
-        return f"{str(profile.gpu_model).upper()} MIG slice {profile.mig_profile}"
-    return "No GPU"
+        return _("%(model)s MIG slice %(slice)s") % {"model": model, "slice": profile.mig_profile}
+    return _("No GPU")
 
 
 def cost_summary(share: Fraction) -> str:
@@ -163,10 +168,10 @@ def cost_summary(share: Fraction) -> str:
     ('no GPU-hours', '1 GPU-hour per hour', '2 GPU-hours per hour', '3/7 GPU-hour per hour')
     """
     if share == 0:
-        return "no GPU-hours"
+        return _("no GPU-hours")
     if share.denominator == 1:
-        return f"{share.numerator} GPU-hour{'' if share == 1 else 's'} per hour"
-    return f"{share.numerator}/{share.denominator} GPU-hour per hour"
+        return ngettext("%(n)s GPU-hour per hour", "%(n)s GPU-hours per hour", share.numerator) % {"n": share.numerator}
+    return _("%(n)s GPU-hour per hour") % {"n": f"{share.numerator}/{share.denominator}"}
 
 
 @dataclass(frozen=True)
@@ -176,20 +181,53 @@ class ProfileStatus:
     `free`: servers of this profile that fit on the cluster now (None: unknown or
     not tracked); `allocation`: what is left in the account that would pay, in
     words ("" when allocations are off); `allocation_ok`: whether that account
-    has room for one more.
+    has room for one more; `allocation_left`/`allocation_limit`: the same as
+    numbers for the bar (None: the bar reads the first "N of M" in `allocation`);
+    `unavailable`: why this profile cannot start at all now (e.g. "the local Slurm
+    is not running"), shown on the greyed card.
     """
 
     free: int | None = None
     allocation: str = ""
     allocation_ok: bool = True
+    allocation_left: float | None = None
+    allocation_limit: float | None = None
+    unavailable: str = ""
+
+
+_KIND_BADGE = {ProfileKind.cpu: "CPU", ProfileKind.mig: "MIG", ProfileKind.gpu: "GPU"}
+_N_OF_M = re.compile(r"(\d+(?:\.\d+)?)\s+\S+\s+(\d+(?:\.\d+)?)")
 
 
 def _free_text(profile: Profile, status: ProfileStatus | None) -> str:
     if status is None or profile.kind is ProfileKind.cpu:
         return ""
     if status.free is None:
-        return "Free on the cluster now: unknown"
-    return "None free on the cluster now" if status.free <= 0 else f"Free on the cluster now: {status.free}"
+        return _("Free on the cluster now: unknown")
+    if status.free <= 0:
+        return _("None free on the cluster now")
+    return _("Free on the cluster now: %(n)s") % {"n": status.free}
+
+
+def allocation_fraction(status: ProfileStatus | None) -> float | None:
+    """How much of the paying allocation is left, 0..1, for the bar (None: no bar).
+
+    >>> allocation_fraction(ProfileStatus(allocation="group r: 480 of 500 GPU-hours left this month"))
+    0.96
+    >>> allocation_fraction(ProfileStatus(allocation_left=0, allocation_limit=4)), allocation_fraction(None)
+    (0.0, None)
+    """
+    if status is None:
+        return None
+    left, limit = status.allocation_left, status.allocation_limit
+    if left is None or limit is None:
+        m = _N_OF_M.search(status.allocation or "")
+        if not m:
+            return None
+        left, limit = float(m.group(1)), float(m.group(2))
+    if not limit or limit <= 0:
+        return None
+    return round(min(max(left / limit, 0.0), 1.0), 3)
 
 
 def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[str, Any]:
@@ -197,21 +235,31 @@ def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[
     tracked = status is not None and profile.kind is not ProfileKind.cpu and status.free is not None
     none_free = tracked and status.free <= 0
     allocation_ok = status is None or status.allocation_ok
+    unavailable = status.unavailable if status else ""
+    reasons = [r for r in (unavailable, _("none free on the cluster now") if none_free else "",
+                           _("your allocation is used up") if not allocation_ok else "") if r]
+    fraction = allocation_fraction(status)
     return {
         "slug": profile.slug,
         "display_name": profile.display_name,
         "description": profile.description,
         "kind": profile.kind.value,
+        "badge": _KIND_BADGE.get(profile.kind, profile.kind.value.upper()),
         "gpu": gpu_summary(profile),
-        "cpu": f"{_cores(profile.cpu_guarantee)} guaranteed, up to {_cores(profile.cpu_limit)}",
-        "memory": f"{_memory(profile.mem_guarantee)} guaranteed, up to {_memory(profile.mem_limit)}",
+        "cpu": _("%(guaranteed)s guaranteed, up to %(limit)s") % {
+            "guaranteed": _cores(profile.cpu_guarantee), "limit": _cores(profile.cpu_limit)},
+        "memory": _("%(guaranteed)s guaranteed, up to %(limit)s") % {
+            "guaranteed": _memory(profile.mem_guarantee), "limit": _memory(profile.mem_limit)},
         "site": f"{profile.site} ({profile.jurisdiction})",
         "cost": cost_summary(gpu_share(profile)),
         "free": _free_text(profile, status),
+        "free_count": status.free if tracked else None,
         "none_free": none_free,
         "allocation": status.allocation if status else "",
         "allocation_ok": allocation_ok,
-        "available": allocation_ok and not none_free,
+        "allocation_percent": None if fraction is None else round(fraction * 100),
+        "available": allocation_ok and not none_free and not unavailable,
+        "reason": "; ".join(reasons),
     }
 
 
@@ -221,20 +269,20 @@ def render_spawn_form(
     host_note: str = "",
     status: Mapping[str, ProfileStatus] | None = None,
 ) -> str:
-    """HTML of the spawn form for these (already allowed) profiles.
+    """HTML of the spawn form for these (already allowed) profiles: one card each.
 
-    `selected` is the slug checked initially (else the default profile);
-    `host_note` is a line shown above the choices (e.g. "this host has no GPU");
-    `status` maps slugs to live availability and allocation (absent: not shown).
-    A profile that cannot start now is still listed, marked as such.
+    `selected` is the slug checked initially (else the default profile, else the
+    first that can start); `host_note` is a line shown above the choices (e.g. "this
+    host has no GPU"); `status` maps slugs to live availability and allocation
+    (absent: not shown). A profile that cannot start now is still listed, greyed,
+    with its reason, and cannot be chosen. The cards are radio buttons in a
+    fieldset: keyboard-accessible, and the form works without JavaScript.
     Every value is escaped (scip_jupyter.templating: autoescape always on).
     """
     status = status or {}
-    slugs = [p.slug for p in profiles]
-    if selected not in slugs:
+    cards = [profile_card(p, status.get(p.slug)) for p in profiles]
+    open_ = [c["slug"] for c in cards if c["available"]]
+    if selected not in open_:
         default = default_profile(profiles)
-        selected = default.slug if default else None
-    return render(
-        "spawn_form.html",
-        profiles=[profile_card(p, status.get(p.slug)) for p in profiles], selected=selected, host_note=host_note,
-    )
+        selected = default.slug if default and default.slug in open_ else (open_[0] if open_ else None)
+    return render("spawn_form.html", profiles=cards, selected=selected, host_note=host_note)

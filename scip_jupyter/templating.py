@@ -7,6 +7,10 @@ no `autoescape` argument. `render` draws on the files in scip_jupyter/templates
 templates as strings (widgets/templates.py) and make their environment with
 `environment(DictLoader(...))`.
 
+Every environment made here translates: `{% trans %}...{% endtrans %}` and
+`_()` in a template follow the current language (scip_jupyter.i18n: a hub
+request's choice or Accept-Language, a kernel's or command's environment).
+
 >>> environment(jinja2.DictLoader({"t.html": "<b>{{ x }}</b>"})).get_template("t.html").render(x="<script>")
 '<b>&lt;script&gt;</b>'
 """
@@ -18,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from .i18n import current, install_jinja
 
 #: The package's template files.
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,7 +37,7 @@ def environment(
     `strict` makes a missing value an error (StrictUndefined) rather than empty text;
     `keep_trailing_newline` keeps the newline a template file ends with.
     """
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=loader,
         autoescape=True,
         undefined=jinja2.StrictUndefined if strict else jinja2.Undefined,
@@ -39,6 +45,9 @@ def environment(
         lstrip_blocks=True,
         keep_trailing_newline=keep_trailing_newline,
     )
+    install_jinja(env)
+    env.globals["current_language"] = current
+    return env
 
 
 @lru_cache(maxsize=1)
