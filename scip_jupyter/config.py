@@ -83,17 +83,95 @@ def field_name(loc: tuple) -> str:
     return out or "(file)"
 
 
+#: Config files larger than this are refused unread (a config is a few KB; this stops a device or a log).
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Nodes the document may hold once its aliases are expanded (a "billion laughs" stops here).
+MAX_EXPANDED_NODES = 100_000
+#: Nesting depth of mappings and lists.
+MAX_DEPTH = 100
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text, at most MAX_CONFIG_BYTES; every problem is a ConfigError at its line."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", f"cannot be read: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", f"more than {MAX_CONFIG_BYTES} bytes; a config file is at most that")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ConfigProblem(
+            str(path), line, "(encoding)", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file as UTF-8",
+        )]) from None
+
+
+def _check_shape(node: yaml.Node, path: str) -> None:
+    """Refuse alias bombs, deep nesting and duplicate keys before anything walks the tree.
+
+    Sizes are counted per node once (memoised), so a bomb is measured without expanding it.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(node, 1, False)]
+    while stack:
+        current, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError([ConfigProblem(path, current.start_mark.line + 1, "(nesting)", f"nested too deep (more than {MAX_DEPTH} levels)")])
+        if isinstance(current, yaml.ScalarNode):
+            sizes[id(current)] = 1
+            continue
+        children = [v for pair in current.value for v in pair] if isinstance(current, yaml.MappingNode) else list(current.value)
+        if not done:
+            if id(current) in sizes:
+                continue
+            sizes[id(current)] = 0  # in progress (YAML cannot make cycles through safe_load-able anchors)
+            stack.append((current, depth, True))
+            stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if total > MAX_EXPANDED_NODES:
+            raise ConfigError([ConfigProblem(
+                path, current.start_mark.line + 1, "(aliases)",
+                f"anchors and aliases expand to more than {MAX_EXPANDED_NODES} values; write the values out or use fewer aliases",
+            )])
+        sizes[id(current)] = total
+        if isinstance(current, yaml.MappingNode):
+            seen: dict = {}
+            for key, _value in current.value:
+                if not isinstance(key, yaml.ScalarNode):
+                    raise ConfigError([ConfigProblem(path, key.start_mark.line + 1, "(syntax)", "a key must be a plain word, not a list or mapping")])
+                if key.value in seen:
+                    raise ConfigError([ConfigProblem(
+                        path, key.start_mark.line + 1, str(key.value)[:60], f"key appears twice (first on line {seen[key.value]})",
+                    )])
+                seen[key.value] = key.start_mark.line + 1
+
+
 def load_yaml(path: str | os.PathLike) -> tuple[Any, dict[tuple, int]]:
-    """Parse a YAML file; returns (data, line map). Syntax errors become ConfigError."""
+    """Parse a YAML file; returns (data, line map).
+
+    Every problem becomes a ConfigError at a line: not UTF-8, too large, syntax,
+    alias bombs, deep nesting, duplicate or non-scalar keys (see `_check_shape`).
+    """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", "is a folder, not a YAML file")])
+    text = _read_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, str(path))
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise ConfigError([ConfigProblem(str(path), line, "(syntax)", str(getattr(exc, "problem", exc)))]) from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line per problem
+        raise ConfigError([ConfigProblem(str(path), line, "(syntax)", problem.replace('"<unicode string>", ', ""))]) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem(str(path), 1, "(nesting)", f"nested too deep (more than {MAX_DEPTH} levels)")]) from None
     lines = _line_map(node) if node is not None else {}
     return data, lines
 
