@@ -1,19 +1,29 @@
 """JupyterHub configuration for SCIP on Kubernetes (the Helm chart's hub).
 
 The chart mounts this file with the catalog in the hub pod and z2jh's
-`hub.extraConfig` runs `load_subconfig("/usr/local/etc/scip/k8s.py")`. It makes
-the hub spawn with `SCIPKubeSpawner` and maps the chart's `custom.scip` values
-to traitlets through ONE table, `SETTINGS`. An unknown or misplaced key, or a
-value of the wrong type, stops the hub with a message naming the key and what
-is allowed, rather than being ignored. The catalog, quota and course files are
-loaded at start, so a broken one stops the hub with `file:line` at once.
+`hub.extraConfig` runs `load_subconfig("/usr/local/etc/scip/k8s.py")`. Like
+hub_config/local.py it is thin: everything both hubs share (spawner files,
+courses with groups, roles, launch links and the instructor service, ARC
+clean-up, allocations, later FEATURES) is wired by
+`scip_jupyter.hub_setup.configure`. What this file adds is what only the chart
+hub has: the chart's `custom.scip` values, mapped through ONE table,
+`SETTINGS`, either to a `HubSetup` field or to a SCIPKubeSpawner traitlet. An
+unknown or misplaced key, or a value of the wrong type, stops the hub with a
+message naming the key and what is allowed, rather than being ignored. The
+catalog, quota and course files are loaded at start, so a broken one stops the
+hub with `file:line` at once.
 
 Allocation accounting is on when `allocationsPath` names a quota file (the
 chart ships allocations.yaml in its ConfigMap). The ledger URL never carries a
 password: for PostgreSQL the hub takes it from $SCIP_LEDGER_PASSWORD, which the
 chart's default values fill from a Secret (`jupyterhub.hub.extraEnv`).
 
-Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.py).
+The courses service runs in the hub pod; the proxy reaches it at the pod's IP
+($SCIP_POD_IP, from the downward API in the chart's values) on the fixed port
+`coursesService.port`, which the chart's hub NetworkPolicy opens to the proxy.
+
+Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.py)
+and boot a real hub with it from the rendered chart (tests/integration/test_kube_chart_hub.py).
 """
 
 from __future__ import annotations
@@ -29,17 +39,28 @@ DEFAULT_LEDGER_URL = "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
 #: The hub's environment variable holding the ledger database password (from a Secret).
 LEDGER_PASSWORD_ENV = "SCIP_LEDGER_PASSWORD"
 
-#: chart key under custom.scip -> (class, trait, expected type, description).
+#: The courses service's port in the hub pod (fixed: the chart's hub NetworkPolicy opens it).
+DEFAULT_COURSES_SERVICE_PORT = 10101
+#: The hub pod's IP, from the downward API (jupyterhub.hub.extraEnv in the chart's values).
+POD_IP_ENV = "SCIP_POD_IP"
+
+#: chart key under custom.scip -> (where, field or trait, expected type, description).
+#: `where` is "HubSetup" (scip_jupyter.hub_setup, shared with the embedded hub) or a spawner class.
 #: The chart's values.schema.yaml documents the same keys; test_helm_chart.py checks they agree.
 SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
-    "catalogPath": ("SCIPKubeSpawner", "catalog_path", str, "catalog.yaml inside the hub pod"),
-    "allocationsPath": ("SCIPKubeSpawner", "allocations_path", str, "allocations.yaml (quotas) inside the hub pod; '' = no accounting"),
-    "coursesPath": ("SCIPKubeSpawner", "courses_path", str, "courses.yaml inside the hub pod; '' = no courses"),
-    "ledgerUrl": ("SCIPKubeSpawner", "ledger_url", str, "SQLAlchemy URL of the allocation ledger, without password"),
+    "catalogPath": ("HubSetup", "catalog_path", str, "catalog.yaml inside the hub pod"),
+    "allocationsPath": ("HubSetup", "allocations_path", str, "allocations.yaml (quotas) inside the hub pod; '' = no accounting"),
+    "coursesPath": ("HubSetup", "courses_path", str, "courses.yaml inside the hub pod; '' = no courses"),
+    "ledgerUrl": ("HubSetup", "ledger_url", str, "SQLAlchemy URL of the allocation ledger, without password"),
+    "publicUrl": ("HubSetup", "public_url", str, "the hub's public URL, for course launch links"),
+    "coursesService.port": ("HubSetup", "courses_service_port", int, "port of the courses service in the hub pod"),
+    "arc.presetsPath": ("HubSetup", "arc_presets_path", str, "arc.yaml inside the hub pod (ARC clean-up)"),
+    "arc.cleanupPresets": ("HubSetup", "arc_cleanup_presets", list, "presets whose Slurm jobs the hub cancels after a server stops"),
+    "arc.reconcileEvery": ("HubSetup", "arc_reconcile_every", (int, float), "seconds between reconcile sweeps"),
     "gpuProducts": ("SCIPKubeSpawner", "gpu_products", dict, "GPU model -> nvidia.com/gpu.product node label value"),
     "siteNodeLabel": ("SCIPKubeSpawner", "site_node_label", str, "node label key matched against the profile's site"),
     "tolerateGpuTaint": ("SCIPKubeSpawner", "tolerate_gpu_taint", bool, "GPU pods tolerate the nvidia.com/gpu taint"),
-    "configMap": ("SCIPKubeSpawner", "scip_config_map", str, "ConfigMap of catalog/courses/ARC mounted in notebook pods"),
+    "configMap": ("SCIPKubeSpawner", "scip_config_map", str, "ConfigMap of courses/ARC presets mounted in notebook pods"),
     "slurm.configMap": ("SCIPKubeSpawner", "slurm_config_map", str, "ConfigMap holding slurm.conf"),
 }
 #: Keys that once mounted a shared credential in every notebook pod; refused with why.
@@ -47,8 +68,6 @@ REFUSED = {
     "slurm.mungeKeySecret": "no shared munge key is mounted in notebook pods; each server gets its own person's short-lived credentials",
     "slurm.sshKeySecret": "no shared robot SSH key is mounted in notebook pods; each server gets its own person's short-lived credentials",
 }
-#: Dict-valued settings whose own keys are fixed.
-SECRET_REF_KEYS = {"name", "key"}
 #: z2jh keys that would fight with this configuration.
 CONFLICTS = {
     "singleuser.profileList": "profiles come from the SCIP catalog (custom.scip.catalogPath); remove singleuser.profileList",
@@ -70,7 +89,7 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        # Secret references and GPU product maps are values, not sections, also when misplaced.
+        # GPU product maps (and refused secret references) are values, not sections, also when misplaced.
         if isinstance(value, dict) and path not in SETTINGS and key not in _LEAVES:
             out.update(_flatten(value, f"{path}."))
         else:
@@ -82,11 +101,12 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         return f"custom.scip.{key}: must be a {names}, not {type(value).__name__}"
-    if key.endswith("Secret") and value:
-        if set(value) != SECRET_REF_KEYS or not all(isinstance(value[k], str) and value[k] for k in SECRET_REF_KEYS):
-            return f"custom.scip.{key}: must be {{name: <Secret name>, key: <key in it>}} (a reference, never the secret itself)"
     if key == "gpuProducts" and not all(isinstance(v, str) for v in value.values()):
         return f"custom.scip.{key}: values must be strings (node label values)"
+    if key == "arc.cleanupPresets" and not all(isinstance(v, str) and v for v in value):
+        return f"custom.scip.{key}: must be a list of ARC preset names (strings), e.g. [local-slurm]"
+    if key == "coursesService.port" and not 1024 <= value <= 65535:
+        return f"custom.scip.{key}: must be a port between 1024 and 65535, not {value}"
     if key == "ledgerUrl":
         return _check_ledger_url(value)
     return None
@@ -170,15 +190,18 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
 
 def defaults(config_dir: str = CONFIG_DIR) -> dict[tuple[str, str], Any]:
     """What the hub uses for keys the values leave out: the files of the mounted
-    ConfigMap (courses.yaml and allocations.yaml only when it carries them) and
-    the SQLite ledger on the hub's PVC."""
+    ConfigMap (courses.yaml, allocations.yaml and arc.yaml only when it carries
+    them), the SQLite ledger on the hub's PVC and the fixed courses service port.
+    No ARC clean-up presets: a chart hub reaches no Slurm cluster unless told."""
     out: dict[tuple[str, str], Any] = {
-        ("SCIPKubeSpawner", "catalog_path"): f"{config_dir}/catalog.yaml",
-        ("SCIPKubeSpawner", "ledger_url"): DEFAULT_LEDGER_URL,
+        ("HubSetup", "catalog_path"): f"{config_dir}/catalog.yaml",
+        ("HubSetup", "ledger_url"): DEFAULT_LEDGER_URL,
+        ("HubSetup", "courses_service_port"): DEFAULT_COURSES_SERVICE_PORT,
+        ("HubSetup", "arc_cleanup_presets"): [],
     }
-    for name, trait in (("allocations.yaml", "allocations_path"), ("courses.yaml", "courses_path")):
+    for name, field in (("allocations.yaml", "allocations_path"), ("courses.yaml", "courses_path"), ("arc.yaml", "arc_presets_path")):
         path = os.path.join(config_dir, name)
-        out[("SCIPKubeSpawner", trait)] = path if os.path.exists(path) else ""
+        out[("HubSetup", field)] = path if os.path.exists(path) else ""
     return out
 
 
@@ -196,14 +219,14 @@ def _load_files(settings: dict[tuple[str, str], Any]) -> None:
     from scip_jupyter.catalog import load_catalog
     from scip_jupyter.config import ConfigError
 
-    catalog_path = settings[("SCIPKubeSpawner", "catalog_path")]
+    catalog_path = settings[("HubSetup", "catalog_path")]
     try:
         catalog = load_catalog(catalog_path)
     except (ConfigError, OSError) as exc:
         raise ChartValuesError([f"custom.scip.catalogPath: {catalog_path}: {exc}"]) from None
     problems = []
     for key, trait, spec in _FILES:
-        path = settings.get(("SCIPKubeSpawner", trait))
+        path = settings.get(("HubSetup", trait))
         if not path:
             continue
         module, _, function = spec.partition(":")
@@ -216,16 +239,28 @@ def _load_files(settings: dict[tuple[str, str], Any]) -> None:
 
 
 def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: str = CONFIG_DIR) -> dict[tuple[str, str], Any]:
-    """Configure the hub `c` from z2jh's `get_config`; returns what was set (the ledger URL without password)."""
+    """Configure the hub `c` from z2jh's `get_config` through `hub_setup.configure`;
+    returns what was set (the ledger URL without password)."""
+    from scip_jupyter.hub_setup import HubSetup, configure
+
     settings = defaults(config_dir)
     settings.update(
         scip_settings(get_config("custom", {}), {key: get_config(key, None) for key in CONFLICTS})
     )
     _load_files(settings)
-    c.JupyterHub.spawner_class = "scip-kube"
-    for (cls, trait), value in settings.items():
-        setattr(c[cls], trait, value)
-    c.SCIPKubeSpawner.ledger_url = ledger_url(settings[("SCIPKubeSpawner", "ledger_url")], environ)
+    setup = {field: value for (where, field), value in settings.items() if where == "HubSetup"}
+    setup["ledger_url"] = ledger_url(setup["ledger_url"], environ)
+    configure(
+        c,
+        HubSetup(
+            backend="kube",
+            courses_service_ip=environ.get(POD_IP_ENV) or "127.0.0.1",
+            **setup,
+        ),
+    )
+    for (where, trait), value in settings.items():
+        if where != "HubSetup":
+            setattr(c[where], trait, value)
     return settings
 
 

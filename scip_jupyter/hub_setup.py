@@ -19,6 +19,7 @@ where files live, service ports and tokens, where homes are) and call
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,11 @@ class HubSetup:
     public_url: str = ""
     #: ARC presets the hub cleans up after (post-stop hook and reconcile service).
     arc_cleanup_presets: list[str] = field(default_factory=lambda: ["local-slurm"])
+    #: The ARC presets file the hub reads ($SCIP_ARC_PRESETS); empty: the one shipped in the package.
+    arc_presets_path: str = ""
     arc_reconcile_every: float = 300.0
-    #: The courses service: its port and API token (a fresh token when empty).
+    #: The courses service: its port, the address it listens on and the proxy reaches
+    #: (the hub pod's IP on Kubernetes), and its API token (a fresh token when empty).
     courses_service_port: int = 0
     courses_service_ip: str = "127.0.0.1"
     courses_service_token: str = ""
@@ -64,6 +68,17 @@ class Wiring:
     groups: dict
     roles: list = field(default_factory=list)
     services: list = field(default_factory=list)
+
+
+#: The courses service's name (courses.hub.SERVICE_NAME).
+COURSES_SERVICE = "scip-courses"
+
+
+def _service_url(wiring: "Wiring", name: str, url: str) -> None:
+    """Point a hub service at `url` (where it listens and where the proxy reaches it)."""
+    for service in wiring.services:
+        if service.get("name") == name:
+            service["url"] = url
 
 
 #: Features wired after the core ones: `feature(c, setup, wiring) -> None`.
@@ -87,6 +102,7 @@ def configure(c, setup: HubSetup) -> Wiring:
         from .courses.hub import configure as configure_courses
         from .embedded import free_port
 
+        port = setup.courses_service_port or free_port()
         configure_courses(
             c,
             setup.courses_path,
@@ -94,19 +110,26 @@ def configure(c, setup: HubSetup) -> Wiring:
             roles=wiring.roles,
             services=wiring.services,
             homes=setup.homes,
-            service_port=setup.courses_service_port or free_port(),
+            service_port=port,
             service_token=setup.courses_service_token or secrets.token_hex(32),
             public_url=setup.public_url,
         )
 
+        if setup.courses_service_ip != "127.0.0.1":
+            _service_url(wiring, COURSES_SERVICE, f"http://{setup.courses_service_ip}:{port}")
+
     # 3. ARC clean-up: post-stop hook and the reconcile service
     from .arc.hub_hooks import configure_hub as configure_arc
 
-    configure_arc(c, presets=list(setup.arc_cleanup_presets), every=setup.arc_reconcile_every)
+    if setup.arc_presets_path:
+        # The hub's hooks and services find presets through $SCIP_ARC_PRESETS (arc.presets).
+        os.environ["SCIP_ARC_PRESETS"] = setup.arc_presets_path
+
+    if setup.arc_cleanup_presets:  # none: the hub reaches no cluster, only servers cancel their jobs
+        configure_arc(c, presets=list(setup.arc_cleanup_presets), every=setup.arc_reconcile_every)
 
     # 4. allocations
-    if setup.allocations_path:
-        c.SCIPSpawnerMixin.allocations_path = setup.allocations_path
+    c.SCIPSpawnerMixin.allocations_path = setup.allocations_path  # "" = no accounting
     if setup.ledger_url:
         c.SCIPSpawnerMixin.ledger_url = setup.ledger_url
 

@@ -324,11 +324,13 @@ def load_presets(path: str | os.PathLike) -> PresetFile:
 
 
 def default_presets_path() -> Path:
-    """$SCIP_ARC_PRESETS, else the project's hub_config/arc.yaml."""
+    """$SCIP_ARC_PRESETS, else the arc.yaml shipped in the installed package (scip_jupyter.data)."""
     env = os.environ.get(ENV_PRESETS)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "hub_config" / "arc.yaml"
+    from .. import data
+
+    return data.path("arc.yaml")
 
 
 def load_default_presets() -> PresetFile:

@@ -263,8 +263,39 @@ def test_hub_config_maps_chart_keys_to_traitlets(monkeypatch):
     assert spawner.gpu_products["h100"] == "NVIDIA-H100-80GB-HBM3"
     assert spawner.scip_config_map == "scip-jupyter-config"
     assert spawner.slurm_config_map == "sc"
-    assert spawner.allocations_path == str(ROOT / "hub_config" / "allocations.yaml")
-    assert spawner.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+    mixin = c.SCIPSpawnerMixin  # shared settings come through hub_setup.configure, as on the embedded hub
+    assert mixin.allocations_path == str(ROOT / "hub_config" / "allocations.yaml")
+    assert mixin.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+
+
+def test_chart_hub_is_wired_by_the_same_configure_as_the_embedded_hub(monkeypatch, tmp_path):
+    """Courses (groups, roles, launch links, service), ARC clean-up and allocations on the chart hub."""
+    from scip_jupyter.arc.hub_hooks import SERVICE_NAME as RECONCILE
+    from scip_jupyter.courses.hub import LAUNCH_PATTERN, SERVICE_NAME as COURSES
+
+    courses = tmp_path / "courses.yaml"
+    courses.write_text(yaml.safe_dump(EVERYTHING_ON["config"]["courses"]))
+    values = chart_defaults()
+    values["custom"]["scip"].update(coursesPath=str(courses), arc={"cleanupPresets": ["local-slurm"]})
+    monkeypatch.setenv("SCIP_POD_IP", "10.1.2.3")
+    c = load_hub_config(values, monkeypatch)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {COURSES, RECONCILE}
+    assert services[COURSES]["url"] == "http://10.1.2.3:10101"  # the proxy reaches the hub pod's IP
+    assert "course-intro-gpu-students" in c.JupyterHub.load_groups
+    assert any(r["name"].startswith("course-intro-gpu") for r in c.JupyterHub.load_roles)
+    assert [h[0] for h in c.JupyterHub.extra_handlers] == [LAUNCH_PATTERN]
+    assert callable(c.Spawner.post_stop_hook)
+    assert c.ARCCleanup.presets == ["local-slurm"]
+    assert c.SCIPSpawnerMixin.courses_path == str(courses)
+
+
+def test_chart_hub_cleans_up_no_slurm_cluster_unless_told(monkeypatch):
+    from scip_jupyter.arc.hub_hooks import SERVICE_NAME as RECONCILE
+
+    c = load_hub_config(chart_defaults(), monkeypatch)
+    assert RECONCILE not in {s["name"] for s in c.JupyterHub.services}
+    assert "post_stop_hook" not in c.Spawner
 
 
 def hub_module() -> dict:
@@ -285,7 +316,7 @@ def test_rendered_config_map_turns_allocation_accounting_on_in_the_hub(chart, tm
     c = Config()
     settings = k8s["apply"](c, lambda key, default=None: {"custom": merged}.get(key, default),
                             environ={"SCIP_LEDGER_PASSWORD": "from-the-secret"}, config_dir=str(tmp_path))
-    spawner = c.SCIPKubeSpawner
+    spawner = c.SCIPSpawnerMixin
     assert spawner.allocations_path == str(tmp_path / "allocations.yaml")
     assert spawner.courses_path == str(tmp_path / "courses.yaml")  # the ConfigMap carries courses: used
     assert spawner.ledger_url == "postgresql+psycopg://scip:from-the-secret@postgres.jhub.svc:5432/scip"
@@ -304,21 +335,21 @@ def test_hub_defaults_follow_the_files_the_config_map_carries(tmp_path, files, e
         (tmp_path / name).write_text("")
     found = hub_module()["defaults"](str(tmp_path))
     for trait, name in expected.items():
-        assert found[("SCIPKubeSpawner", trait)] == (str(tmp_path / name) if name else "")
-    assert found[("SCIPKubeSpawner", "ledger_url")] == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+        assert found[("HubSetup", trait)] == (str(tmp_path / name) if name else "")
+    assert found[("HubSetup", "ledger_url")] == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
 
 
 def test_empty_allocations_path_turns_accounting_off(monkeypatch):
     values = chart_defaults()
     values["custom"]["scip"]["allocationsPath"] = ""
     c = load_hub_config(values, monkeypatch)
-    assert c.SCIPKubeSpawner.allocations_path == ""
+    assert c.SCIPSpawnerMixin.allocations_path == ""
 
 
 def test_sqlite_ledger_ignores_the_password_variable(monkeypatch):
     monkeypatch.setenv("SCIP_LEDGER_PASSWORD", "unused")
     c = load_hub_config(chart_defaults(), monkeypatch)
-    assert c.SCIPKubeSpawner.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
+    assert c.SCIPSpawnerMixin.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
 
 
 def test_ledger_url_doctests_pass():
@@ -340,8 +371,16 @@ def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
         f"{k}.{sub}" for k, v in scip.items() if "properties" in v for sub in v["properties"]
     }
     assert keys == set(table) | set(refused)
-    for cls, trait, _type, _help in table.values():
-        assert cls == "SCIPKubeSpawner" and SCIPKubeSpawner.class_traits(config=True).get(trait), trait
+    from dataclasses import fields
+
+    from scip_jupyter.hub_setup import HubSetup
+
+    setup_fields = {f.name for f in fields(HubSetup)}
+    for where, name, _type, _help in table.values():
+        if where == "HubSetup":
+            assert name in setup_fields, name
+        else:
+            assert where == "SCIPKubeSpawner" and SCIPKubeSpawner.class_traits(config=True).get(name), name
 
 
 @pytest.mark.parametrize(
