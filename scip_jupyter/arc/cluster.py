@@ -309,10 +309,12 @@ class ARCCluster(SLURMCluster):
         return self._registry
 
     def _record(self, job_id: str, indices: list[int]) -> None:
-        self.registry.record(job_id, cluster=self.preset.name, tags=self.tags, preset=self.preset.name)
+        self.registry.record(
+            job_id, cluster=self.preset.name, tags=self.tags, preset=self.preset.name, account=self.transport.account or ""
+        )  # owner recorded at submission (issue 9)
 
     def _forget(self, job_id: str) -> None:
-        self.registry.forget(job_id)
+        self.registry.forget(job_id, cluster=self.preset.name)
 
     # ------------------------------------------------------------ submission errors
 

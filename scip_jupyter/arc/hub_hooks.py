@@ -35,25 +35,33 @@ from .states import JobState, parse_squeue, scancel_argv, squeue_argv
 
 log = logging.getLogger(__name__)
 
-#: JupyterHub's default server has the name "" (tags call it "default", like JobTags.from_environment).
-DEFAULT_SERVER = "default"
+#: JupyterHub's default server has the name "" (and so do its tags: a server *named* "default" is another server).
+DEFAULT_SERVER = ""
 SERVICE_NAME = "scip-arc-reconcile"
 
 
 def server_key(user: str, server_name: str | None) -> tuple[str, str]:
-    from .tags import JobTags
-
-    t = JobTags(user=user, server=server_name or DEFAULT_SERVER)
-    return (t.user, t.server)
+    """(user, server) exactly as the tags carry them (tags are injective: no cleaning)."""
+    return (user, server_name or DEFAULT_SERVER)
 
 
 # ---------------------------------------------------------------- pure decisions
 
 
-def leftovers_of(jobs: list[JobState], user: str, server: str) -> list[str]:
-    """Ids to scancel so that no job tagged for user/server remains (whole arrays by their job id)."""
+def leftovers_of(jobs: list[JobState], user: str, server: str, account: str | None = None) -> list[str]:
+    """Ids to scancel so that no job tagged for user/server remains (whole arrays by their job id).
+
+    With `account` (the Slurm account the person's server submits as), only jobs
+    running as that account count: tags in someone else's job never make us cancel it.
+    """
     key = server_key(user, server)
-    return sorted({j.array_job_id for j in jobs if j.tags and (j.tags.user, j.tags.server) == key and not j.phase.finished})
+    return sorted(
+        {
+            j.array_job_id
+            for j in jobs
+            if j.tags and (j.tags.user, j.tags.server) == key and not j.phase.finished and (not account or j.user == account)
+        }
+    )
 
 
 def orphans_of(
@@ -65,7 +73,7 @@ def orphans_of(
     subset of the cluster's notebook users; tests sharing a cluster).
     """
     running = {server_key(u, s) for u, s in running}
-    users = None if only_users is None else {server_key(u, "")[0] for u in only_users}
+    users = None if only_users is None else set(only_users)
     out: dict[tuple[str, str], set[str]] = {}
     for j in jobs:
         if j.tags is None or j.phase.finished or (users is not None and j.tags.user not in users):
@@ -111,9 +119,9 @@ class ARCCleanup(LoggingConfigurable):
         if ids:
             await self.transport_for(preset).run(scancel_argv(ids), timeout=self.timeout)
 
-    async def cancel_server_jobs(self, user: str, server: str | None) -> dict[str, list[str]]:
-        """Cancel the jobs tagged for one server on every cluster; returns preset -> ids."""
-        return await self._each_preset(lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER)})
+    async def cancel_server_jobs(self, user: str, server: str | None, account: str | None = None) -> dict[str, list[str]]:
+        """Cancel the jobs tagged for one server (and running as `account`, when given) on every cluster."""
+        return await self._each_preset(lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER, account)})
 
     async def reconcile(
         self, running: Iterable[tuple[str, str]], only_users: set[str] | None = None
@@ -150,7 +158,8 @@ def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None
         if cleanup is None:
             cleanup = ARCCleanup(parent=spawner)
         try:
-            done = await cleanup.cancel_server_jobs(spawner.user.name, spawner.name)
+            account = getattr(spawner, "slurm_account", None)  # the person's own account (identity.py)
+            done = await cleanup.cancel_server_jobs(spawner.user.name, spawner.name, account)
             if any(done.values()):
                 spawner.log.info("ARC: cancelled leftover jobs of %s: %s", spawner._log_name, done)
         finally:

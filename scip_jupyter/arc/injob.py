@@ -392,7 +392,9 @@ class InJobRun:
         self.submitted_at = datetime.now(timezone.utc)
         out = await self.transport.run(["sbatch", "--parsable"], stdin=injob_script(self.spec, self.payload))
         self.job_id = out.strip().split(";")[0]  # "--parsable" prints "id" or "id;cluster"
-        self.registry.record(self.job_id, self.preset.name, self.spec.tags, preset=self.preset.name)
+        self.registry.record(
+            self.job_id, self.preset.name, self.spec.tags, preset=self.preset.name, account=getattr(self.transport, "account", "") or ""
+        )
         self.poller.invalidate()
         return self.job_id
 

@@ -90,7 +90,8 @@ class JobPoller(LoggingConfigurable):
         self.calls += 1
         argv = squeue_argv(user=user, me=user is None)
         text = await self.transport.run(argv, timeout=self.timeout)
-        return parse_squeue(text)
+        # squeue --json of Slurm 22.05 lists every user's jobs: keep the asked account's only
+        return parse_squeue(text, user=user or getattr(self.transport, "account", None))
 
     def note_cancelled(self, job_ids: set[str]) -> None:
         """Show cancelled jobs as such at once, without asking Slurm again before `interval`."""

@@ -6,6 +6,11 @@ cancels what is still recorded for its server (see scip_jupyter/server/arc_handl
 the hub side does not trust this file (a `kill -9` can lose the last write) and
 cancels leftovers by their `--comment` tags instead (scip_jupyter/arc/hub_hooks.py).
 
+A job is identified by (cluster, job id) and owned by the Slurm account that
+submitted it, recorded here at submission: the jobs API and the shutdown hook
+act on a job only when Slurm reports that same owner (server_jobs.py), never
+because of tag text, which any user can write into their own job's comment.
+
 Storage is one SQLite file per account (SQLAlchemy), shared by the kernels and
 the notebook server of that account: several processes write it at once, so
 the database runs in WAL mode with a busy timeout, and every operation is one
@@ -14,9 +19,9 @@ short transaction.
 >>> import tempfile, os
 >>> from scip_jupyter.arc.tags import JobTags
 >>> reg = JobRegistry(os.path.join(tempfile.mkdtemp(), "jobs.sqlite"))
->>> reg.record("123", "local-slurm", JobTags(user="alice", server="gpu"), preset="local-slurm")
->>> [r.job_id for r in reg.jobs_for("alice", "gpu")]
-['123']
+>>> reg.record("123", "local-slurm", JobTags(user="alice", server="gpu"), preset="local-slurm", account="jupyter-alice")
+>>> [(r.cluster, r.job_id, r.account) for r in reg.jobs_for("alice", "gpu")]
+[('local-slurm', '123', 'jupyter-alice')]
 >>> reg.forget("123")
 >>> reg.all()
 []
@@ -47,13 +52,15 @@ class _Base(DeclarativeBase):
 
 
 class _Job(_Base):
-    __tablename__ = "arc_jobs"
+    # v2: keyed by (cluster, job id), with the owning account (v1 files keep their old table, unused)
+    __tablename__ = "arc_jobs_v2"
 
+    cluster: Mapped[str] = mapped_column(String(128), primary_key=True)
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    cluster: Mapped[str] = mapped_column(String(128))
+    account: Mapped[str] = mapped_column(String(256), default="")
     preset: Mapped[str] = mapped_column(String(128))
-    user: Mapped[str] = mapped_column(String(64), index=True)
-    server: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(256), index=True)
+    server: Mapped[str] = mapped_column(String(256), index=True)
     comment: Mapped[str] = mapped_column(String(512))
     submitted: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -67,6 +74,7 @@ class JobRecord:
     preset: str
     tags: JobTags
     submitted: datetime
+    account: str = ""  # the Slurm account that submitted it ("" = not known when recorded)
 
     @property
     def user(self) -> str:
@@ -80,7 +88,9 @@ class JobRecord:
 def _to_record(row: _Job) -> JobRecord:
     tags = JobTags.from_comment(row.comment) or JobTags(user=row.user, server=row.server)
     submitted = row.submitted if row.submitted.tzinfo else row.submitted.replace(tzinfo=timezone.utc)
-    return JobRecord(job_id=row.job_id, cluster=row.cluster, preset=row.preset, tags=tags, submitted=submitted)
+    return JobRecord(
+        job_id=row.job_id, cluster=row.cluster, preset=row.preset, tags=tags, submitted=submitted, account=row.account or ""
+    )
 
 
 class JobRegistry:
@@ -112,11 +122,12 @@ class JobRegistry:
                 cls._defaults[path] = cls(path)
             return cls._defaults[path]
 
-    def record(self, job_id: str, cluster: str, tags: JobTags, preset: str) -> None:
-        """Remember a submitted job (recording the same id again updates it)."""
+    def record(self, job_id: str, cluster: str, tags: JobTags, preset: str, account: str = "") -> None:
+        """Remember a submitted job as (cluster, job id, owning account); recording it again updates it."""
         row = _Job(
             job_id=str(job_id),
             cluster=cluster,
+            account=account or "",
             preset=preset,
             user=tags.user,
             server=tags.server,
@@ -126,16 +137,17 @@ class JobRegistry:
         with Session(self.engine) as session, session.begin():
             session.merge(row)
 
-    def forget(self, job_id: str) -> None:
-        """Drop a job (cancelled or finished). Forgetting an unknown id is not an error."""
+    def forget(self, job_id: str, cluster: str | None = None) -> None:
+        """Drop a job (cancelled or finished), on `cluster` or on every cluster. Unknown ids are not an error."""
+        query = delete(_Job).where(_Job.job_id == str(job_id))
+        if cluster is not None:
+            query = query.where(_Job.cluster == cluster)
         with Session(self.engine) as session, session.begin():
-            session.execute(delete(_Job).where(_Job.job_id == str(job_id)))
+            session.execute(query)
 
     def jobs_for(self, user: str, server: str) -> list[JobRecord]:
-        """The jobs started by one notebook server, oldest first."""
-        tags = JobTags(user=user, server=server)  # same character cleaning as when recorded
-        query = select(_Job).where(_Job.user == tags.user, _Job.server == tags.server)
-        return self._select(query)
+        """The jobs started by one notebook server, oldest first (names compared exactly)."""
+        return self._select(select(_Job).where(_Job.user == user, _Job.server == (server or "")))
 
     def all(self) -> list[JobRecord]:
         return self._select(select(_Job))

@@ -1,10 +1,13 @@
 """The Slurm jobs of ONE notebook server: list with state, cancel one, cancel all.
 
 Used by the server extension (`/scip/api/arc/jobs`, shutdown hook) and by the
-`scip-jupyter arc jobs|cancel` verbs. A job belongs to the server when the
-registry recorded it for that server, or when its `--comment` tags name the
-server (which also catches a job whose record was lost, e.g. a kernel killed
-between `sbatch` and the registry write).
+`scip-jupyter arc jobs|cancel` verbs. A job belongs to the server when Slurm
+says it runs as the account this server submits as (the transport's
+`account`) AND either the registry recorded it, as (cluster, job id, owning
+account), for this server, or its `--comment` tags name the server (which also
+catches a job whose record was lost, e.g. a kernel killed between `sbatch` and
+the registry write). Tag text alone never makes a job ours: any user can write
+any tags into their own job's comment.
 
 I/O goes through two injected things: the registry, and `transport_for(preset)`
 giving the transport of a preset's cluster, so tests and the hub can supply
@@ -120,7 +123,7 @@ class ServerJobs:
         mine = [r for r in records if r.preset == preset]
         poller = self.poller(preset)
         try:
-            queue = await poller.jobs()
+            queue = _owned(await poller.jobs(), _account(poller.transport), mine)
             listed_at = poller.listed_at()
         except Exception as exc:  # the error names the cluster and what to check (transport's job)
             return ClusterView(preset, [_placeholder(r, Phase.UNKNOWN, "") for r in mine], error=str(exc))
@@ -132,7 +135,7 @@ class ServerJobs:
         gone = [r for r in unseen if r.submitted < listed_at]
         new = [r for r in unseen if r.submitted >= listed_at]  # submitted after the cached listing
         for r in gone:  # left the queue: it finished and can no longer be orphaned
-            self.registry.forget(r.job_id)
+            self.registry.forget(r.job_id, cluster=r.cluster)
         jobs = seen + [_placeholder(r, Phase.PENDING, NEW_REASON) for r in new]
         jobs += [_placeholder(r, Phase.UNKNOWN, GONE_REASON) for r in gone]
         return ClusterView(preset, jobs)
@@ -144,7 +147,8 @@ class ServerJobs:
         job_id = check_job_id(job_id)
         base = job_id.split("_")[0]
         records = self.records()
-        preset = next((r.preset for r in records if r.job_id in (job_id, base)), None)
+        record = next((r for r in records if r.job_id in (job_id, base)), None)
+        preset = record.preset if record else None
         if preset is None:  # not recorded: accept it only if Slurm tags name this server
             for view in await self.list():
                 for j in view.jobs:
@@ -152,9 +156,16 @@ class ServerJobs:
                         preset = view.preset
             if preset is None:
                 raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
+        else:  # recorded: still refuse when Slurm says another account owns it
+            for view in await self.list():
+                if view.preset == preset and not any(
+                    j.job_id == job_id or j.array_job_id == job_id or j.job_id.startswith(base + "_") or j.job_id == base
+                    for j in view.jobs
+                ):
+                    raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
         await self._scancel(preset, [job_id])
         if job_id == base:
-            self.registry.forget(job_id)
+            self.registry.forget(job_id, cluster=record.cluster if record else None)
 
     async def cancel_all(self) -> dict[str, list[str]]:
         """Cancel every job of this server on every cluster it used (the shutdown hook).
@@ -178,20 +189,39 @@ class ServerJobs:
         try:
             poller = self.poller(preset)
             poller.invalidate()  # at shutdown, ask Slurm now
-            queue = await poller.jobs()
+            queue = _owned(await poller.jobs(), _account(poller.transport), [r for r in records if r.preset == preset])
             ids |= {j.array_job_id for j in jobs_of_server(queue, self.tags.user, self.tags.server)}
         except Exception as exc:
             log.warning("listing jobs on %s failed (%s); cancelling the %d recorded ones", preset, exc, len(ids))
         if ids:
             await self._scancel(preset, sorted(ids))
         for job_id in ids:
-            self.registry.forget(job_id)
+            self.registry.forget(job_id, cluster=next((r.cluster for r in records if r.job_id == job_id), None))
         return sorted(ids)
 
     async def _scancel(self, preset: str, ids: list[str]) -> None:
         poller = self.poller(preset)
         await poller.transport.run(scancel_argv(ids), timeout=poller.timeout)
         poller.note_cancelled(set(ids))
+
+
+def _account(transport) -> str | None:
+    return getattr(transport, "account", None)
+
+
+def _owned(queue: list[JobState], account: str | None, records: list[JobRecord]) -> list[JobState]:
+    """The listed jobs this server's account owns: Slurm's user must be the transport's
+    account and, for recorded jobs, the account recorded at submission."""
+    owner = {r.job_id: r.account for r in records if r.account}
+    out = []
+    for j in queue:
+        if account and j.user and j.user != account:
+            continue
+        recorded = owner.get(j.job_id) or owner.get(j.array_job_id)
+        if recorded and j.user and j.user != recorded:
+            continue
+        out.append(j)
+    return out
 
 
 def _placeholder(record: JobRecord, phase: Phase, reason: str) -> JobState:

@@ -20,12 +20,15 @@ dask-jobqueue reports a pending job as running (its issue #11); here a job is
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 
 from .tags import JobTags
+
+log = logging.getLogger(__name__)
 
 
 class Phase(str, Enum):
@@ -178,13 +181,21 @@ class JobState:
 # ---------------------------------------------------------------- command builders
 
 
-def squeue_argv(user: str | None = None, me: bool = False, states: str | None = None) -> list[str]:
-    """`squeue` listing every array task on its own line, in SQUEUE_FORMAT.
+def squeue_argv(user: str | None = None, me: bool = False, states: str | None = None, json: bool = True) -> list[str]:
+    """`squeue --json` (default; Slurm 22.05+), or every array task on its own line in SQUEUE_FORMAT.
+
+    JSON is the default because job names and comments are free text chosen
+    by users: in columns a `|` or a newline would shift them. Slurm 22.05
+    ignores the filters with `--json` (it lists every job), so the parsers
+    filter by user themselves (`parse_squeue(text, user=...)`).
 
     `me=True` lists the jobs of whoever the transport runs as (through ssh that
     is the cluster account, whose name may differ from the notebook's user).
+
+    >>> squeue_argv(user="alice")
+    ['squeue', '--json', '--user=alice']
     """
-    argv = ["squeue", "--noheader", "--array", f"--format={SQUEUE_FORMAT}"]
+    argv = ["squeue", "--json"] if json else ["squeue", "--noheader", "--array", f"--format={SQUEUE_FORMAT}"]
     if me:
         argv.append("--me")
     elif user:
@@ -268,35 +279,49 @@ def _int(text: str) -> int | None:
 # ---------------------------------------------------------------- output parsers
 
 
-def parse_squeue(text: str) -> list[JobState]:
-    """Lines printed by `squeue_argv()` (or `squeue_start_argv()`) -> JobStates. Blank lines are skipped."""
+def parse_squeue(text: str, user: str | None = None) -> list[JobState]:
+    """What `squeue_argv()` printed -> JobStates: JSON (`--json`) or lines (`squeue_start_argv()`, older Slurm).
+
+    `user` keeps only that account's jobs (JSON from Slurm 22.05 lists everyone's).
+    A malformed entry is skipped with a log line; the others are still returned.
+    """
+    if text.lstrip().startswith("{"):
+        return parse_squeue_json(text, user=user)
+    jobs = _parse_squeue_lines(text)
+    return [j for j in jobs if j.user == user] if user else jobs
+
+
+def _parse_squeue_lines(text: str) -> list[JobState]:
     jobs = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        cols = line.split("|", len(SQUEUE_FIELDS) - 1)
-        if len(cols) < len(SQUEUE_FIELDS):
-            raise ValueError(f"squeue line has {len(cols)} columns, expected {len(SQUEUE_FIELDS)} ({SQUEUE_FORMAT}): {line!r}")
-        job_id, state, reason, start, used, limit, name, user, partition, nodes, comment = (c.strip() for c in cols)
-        comment = "" if comment == "(null)" else comment
-        phase = phase_of(state)
-        jobs.append(
-            JobState.from_slurm(
-                job_id=job_id,
-                phase=phase,
-                slurm_state=state,
-                reason=reason,
-                start=parse_time(start),
-                elapsed_s=parse_duration(used),
-                time_limit_s=parse_duration(limit),
-                name=name,
-                user=user,
-                partition=partition,
-                nodes=_int(nodes),
-                comment=comment,
-            )
-        )
+        try:
+            jobs.append(_squeue_line(line))
+        except ValueError as exc:
+            log.warning("skipping a squeue line that does not parse: %s", exc)
     return jobs
+
+
+def _squeue_line(line: str) -> JobState:
+    cols = line.split("|", len(SQUEUE_FIELDS) - 1)
+    if len(cols) < len(SQUEUE_FIELDS):
+        raise ValueError(f"squeue line has {len(cols)} columns, expected {len(SQUEUE_FIELDS)} ({SQUEUE_FORMAT}): {line!r}")
+    job_id, state, reason, start, used, limit, name, user, partition, nodes, comment = (c.strip() for c in cols)
+    return JobState.from_slurm(
+        job_id=job_id,
+        phase=phase_of(state),
+        slurm_state=state,
+        reason=reason,
+        start=parse_time(start),
+        elapsed_s=parse_duration(used),
+        time_limit_s=parse_duration(limit),
+        name=name,
+        user=user,
+        partition=partition,
+        nodes=_int(nodes),
+        comment="" if comment == "(null)" else comment,
+    )
 
 
 def parse_squeue_start(text: str) -> dict[str, datetime | None]:
@@ -352,48 +377,62 @@ def parse_sacct(text: str) -> list[JobState]:
     return jobs
 
 
-def parse_squeue_json(text: str, now: datetime | None = None) -> list[JobState]:
-    """`squeue --json` (Slurm 22.05 and later) -> JobStates, one per array task.
+def parse_squeue_json(text: str, now: datetime | None = None, user: str | None = None) -> list[JobState]:
+    """`squeue --json` (Slurm 22.05 and later, and slurmrestd's GET /jobs) -> JobStates, one per array task.
 
-    JSON gives no elapsed time: it is computed from the start time and `now`.
+    Pending tasks Slurm still holds together keep its id `42_[2-31%4]`. JSON gives no
+    elapsed time: it is computed from the start time and `now`. `user` keeps
+    only that account's jobs. An entry that does not parse is skipped with a log line.
     """
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"squeue --json printed something that is not JSON ({exc}): {text[:200]!r}") from None
     now = now or datetime.now(timezone.utc)
-    jobs = []
-    for j in data.get("jobs", []):
-        state = j.get("job_state", "")
-        if isinstance(state, list):  # 23.02+: a list of flags, the base state first
-            state = state[0] if state else ""
-        array_job = _number(j.get("array_job_id"))
-        task = _number(j.get("array_task_id"))
-        job_id = f"{array_job}_{task}" if array_job and task is not None else str(j.get("job_id"))
-        if array_job and task is None and j.get("array_task_string"):
-            job_id = f"{array_job}_[{j['array_task_string']}]"
-        limit_min = _number(j.get("time_limit"))
-        start, phase = _epoch(j.get("start_time")), phase_of(state)
-        elapsed = int((now - start).total_seconds()) if start and phase is Phase.RUNNING else (0 if phase is Phase.PENDING else None)
-        comment = j.get("comment") or ""
-        if isinstance(comment, dict):  # 23.02+
-            comment = comment.get("job") or ""
-        reason = j.get("state_reason") or ""
-        jobs.append(
-            JobState.from_slurm(
-                job_id=job_id,
-                phase=phase,
-                slurm_state=state,
-                reason=reason,
-                start=start,
-                end=_epoch(j.get("end_time")) if phase.finished else None,
-                elapsed_s=elapsed,
-                time_limit_s=limit_min * 60 if limit_min else None,
-                name=j.get("name", ""),
-                user=j.get("user_name", ""),
-                partition=j.get("partition", ""),
-                nodes=_number(j.get("node_count")),
-                comment=comment,
-            )
-        )
+    jobs: list[JobState] = []
+    entries = data.get("jobs") if isinstance(data, dict) else None
+    for j in entries if isinstance(entries, list) else []:
+        try:
+            if user and j.get("user_name") != user:
+                continue
+            jobs.append(_json_job(j, now))
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            job_id = j.get("job_id") if isinstance(j, dict) else None
+            log.warning("skipping job %r in squeue --json output: %s: %s", job_id, type(exc).__name__, exc)
     return jobs
+
+
+def _json_job(j: dict, now: datetime) -> JobState:
+    state = j.get("job_state", "")
+    if isinstance(state, list):  # 23.02+: a list of flags, the base state first
+        state = state[0] if state else ""
+    array_job = _number(j.get("array_job_id"))
+    task = _number(j.get("array_task_id"))
+    job_id = f"{array_job}_{task}" if array_job and task is not None else str(int(j["job_id"]))
+    if array_job and task is None and j.get("array_task_string"):
+        job_id = f"{array_job}_[{j['array_task_string']}]"
+    limit_min = _number(j.get("time_limit"))
+    start, phase = _epoch(j.get("start_time")), phase_of(str(state))
+    elapsed = int((now - start).total_seconds()) if start and phase is Phase.RUNNING else (0 if phase is Phase.PENDING else None)
+    comment = j.get("comment") or ""
+    if isinstance(comment, dict):  # 23.02+
+        comment = comment.get("job") or ""
+    reason = j.get("state_reason") or ""
+    return JobState.from_slurm(
+        job_id=job_id,
+        phase=phase,
+        slurm_state=str(state),
+        reason=str(reason),
+        start=start,
+        end=_epoch(j.get("end_time")) if phase.finished else None,
+        elapsed_s=elapsed,
+        time_limit_s=limit_min * 60 if limit_min else None,
+        name=str(j.get("name") or ""),
+        user=str(j.get("user_name") or ""),
+        partition=str(j.get("partition") or ""),
+        nodes=_number(j.get("node_count")),
+        comment=str(comment),
+    )
 
 
 # ---------------------------------------------------------------- selections

@@ -132,6 +132,15 @@ def run_blocking(coro: Awaitable[T]) -> T:
     return result["out"]
 
 
+def _os_account() -> str | None:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return None
+
+
 class Transport:
     """Runs Slurm commands for one cluster. Subclasses implement `_run`."""
 
@@ -146,6 +155,11 @@ class Transport:
 
     def default_hint(self) -> str:
         return "that slurmctld runs (`scontrol ping`) and munge answers"
+
+    @property
+    def account(self) -> str | None:
+        """The Slurm account commands run as (owner of what this transport submits); None if unknown."""
+        return None
 
     async def run(self, argv: Sequence[str], stdin: str | None = None, timeout: float | None = None) -> str:
         """Run one Slurm command; returns its standard output.
@@ -209,6 +223,10 @@ class LocalTransport(Transport):
 
     def default_hint(self) -> str:
         return "that slurmctld runs on this host (`scontrol ping`; for the local cluster `scripts/slurm-local status`) and munge answers"
+
+    @property
+    def account(self) -> str | None:
+        return _os_account()
 
     def environment(self) -> dict[str, str]:
         env = clean_environment(os.environ)
@@ -277,6 +295,10 @@ class SSHTransport(Transport):
 
     def default_hint(self) -> str:
         return "that the login/automation node is reachable with your key and that slurmctld answers there (`scontrol ping`)"
+
+    @property
+    def account(self) -> str | None:
+        return self.target.user or _os_account()
 
     def command_line(self, argv: list[str]) -> str:
         """The remote command line; refuses commands the automation node would refuse.

@@ -15,9 +15,15 @@ EDGE = parse_squeue((DATA / "squeue_edge_cases.txt").read_text())
 
 def test_leftovers_are_whole_arrays_of_that_server_only():
     assert leftovers_of(CAPTURED, "alice", "default") == ["1", "2"]
-    assert leftovers_of(CAPTURED, "alice", "") == ["1", "2"]  # JupyterHub's default server is named ""
+    # JupyterHub's unnamed server is "": a server *named* "default" is another server
+    assert leftovers_of(CAPTURED, "alice", "") == []
     assert leftovers_of(CAPTURED, "alice", "gpu") == []
     assert leftovers_of(CAPTURED, "bob", "default") == []
+
+
+def test_leftovers_need_the_owning_account_when_known():
+    assert leftovers_of(CAPTURED, "alice", "default", account="root") == ["1", "2"]
+    assert leftovers_of(CAPTURED, "alice", "default", account="mallory") == []
 
 
 def test_finished_jobs_are_not_cancelled_again():
@@ -30,7 +36,7 @@ def test_finished_jobs_are_not_cancelled_again():
     [
         (set(), {("alice", "default"): ["1", "2"]}),
         ({("alice", "default")}, {}),
-        ({("alice", "")}, {}),
+        ({("alice", "")}, {("alice", "default"): ["1", "2"]}),
         ({("alice", "gpu")}, {("alice", "default"): ["1", "2"]}),
     ],
 )
@@ -51,8 +57,9 @@ def test_untagged_jobs_are_never_touched():
     assert untagged and not (untagged & cancelled)
 
 
-def test_server_key_cleans_like_tags():
-    assert server_key("a b", None) == ("a_b", "default")
+def test_server_key_is_exact_and_default_is_not_unnamed():
+    assert server_key("a b", None) == ("a b", "")
+    assert server_key("a", "default") != server_key("a", None)  # a server named "default" is not the unnamed one
 
 
 def test_configure_hub_appends_to_existing_lists_and_chains_hook():

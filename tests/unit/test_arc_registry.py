@@ -29,18 +29,26 @@ def test_records_are_kept_per_server(tmp_path):
 def test_recording_again_updates_and_forget_is_idempotent(tmp_path):
     reg = JobRegistry(tmp_path / "jobs.sqlite")
     reg.record("10", "a", JobTags(user="alice"), preset="a")
-    reg.record("10", "b", JobTags(user="alice"), preset="b")
-    assert [(r.job_id, r.cluster) for r in reg.all()] == [("10", "b")]
+    reg.record("10", "a", JobTags(user="alice", server="x"), preset="a", account="jupyter-alice")
+    assert [(r.job_id, r.cluster, r.server, r.account) for r in reg.all()] == [("10", "a", "x", "jupyter-alice")]
+    reg.record("10", "b", JobTags(user="alice"), preset="b")  # same id on another cluster: another job
+    assert [(r.cluster, r.job_id) for r in reg.all()] == [("a", "10"), ("b", "10")]
+    reg.forget("10", cluster="a")
+    assert [(r.cluster, r.job_id) for r in reg.all()] == [("b", "10")]
     reg.forget("10")
     reg.forget("10")
     reg.forget("never-recorded")
     assert reg.all() == []
 
 
-def test_server_names_are_cleaned_like_tags(tmp_path):
+def test_server_names_are_compared_exactly(tmp_path):
     reg = JobRegistry(tmp_path / "jobs.sqlite")
     reg.record("1", "c", JobTags(user="alice", server="my server"), preset="c")
+    reg.record("2", "c", JobTags(user="alice", server="my_server"), preset="c")
+    reg.record("3", "c", JobTags(user="alice", server="default"), preset="c")
+    reg.record("4", "c", JobTags(user="alice"), preset="c")
     assert [r.job_id for r in reg.jobs_for("alice", "my server")] == ["1"]
+    assert [r.job_id for r in reg.jobs_for("alice", "")] == ["4"]
 
 
 def test_survives_reopening(tmp_path):

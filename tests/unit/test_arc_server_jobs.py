@@ -52,7 +52,7 @@ async def test_lists_this_servers_tagged_jobs(setup):
 
 async def test_record_that_left_the_queue_is_reported_once_then_forgotten(setup):
     jobs, registry, transport = setup
-    registry.record("999", "local-slurm", JobTags(user="alice"), preset="local-slurm")
+    registry.record("999", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
     (view,) = await jobs.list()  # squeue asked after the record: 999 is not in it
     assert [(j.phase, j.reason) for j in view.jobs if j.job_id == "999"] == [(Phase.UNKNOWN, GONE_REASON)]
     assert registry.all() == []
@@ -62,7 +62,7 @@ async def test_record_newer_than_cached_listing_shows_as_submitted(setup):
     jobs, registry, transport = setup
     jobs.presets = ("local-slurm",)
     await jobs.list()
-    registry.record("888", "local-slurm", JobTags(user="alice"), preset="local-slurm")
+    registry.record("888", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
     (view,) = await jobs.list()  # cached listing, older than the record
     assert [(j.phase, j.reason) for j in view.jobs if j.job_id == "888"] == [(Phase.PENDING, NEW_REASON)]
     assert [r.job_id for r in registry.all()] == ["888"]
@@ -71,7 +71,7 @@ async def test_record_newer_than_cached_listing_shows_as_submitted(setup):
 
 async def test_cancel_refuses_other_servers_jobs(setup):
     jobs, registry, transport = setup
-    registry.record("1", "local-slurm", JobTags(user="alice"), preset="local-slurm")
+    registry.record("1", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
     with pytest.raises(NotThisServersJob):
         await jobs.cancel("4")  # someone else's job in the same queue
     with pytest.raises(NotThisServersJob):
@@ -81,7 +81,7 @@ async def test_cancel_refuses_other_servers_jobs(setup):
 
 async def test_cancel_recorded_job_and_tagged_array_task(setup):
     jobs, registry, transport = setup
-    registry.record("1", "local-slurm", JobTags(user="alice"), preset="local-slurm")
+    registry.record("1", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
     await jobs.cancel("1")
     assert registry.all() == []
     await jobs.cancel("2_3")  # not recorded, but tagged for alice/default
@@ -101,7 +101,7 @@ def test_job_id_validation_accepts_slurm_ids(good):
 
 async def test_cancel_all_cancels_recorded_and_tagged_in_one_scancel(setup):
     jobs, registry, transport = setup
-    registry.record("777", "local-slurm", JobTags(user="alice"), preset="local-slurm")
+    registry.record("777", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
     done = await jobs.cancel_all()
     assert done == {"local-slurm": ["1", "2", "777"]}
     assert transport.scancels() == [["1", "2", "777"]]
@@ -116,8 +116,8 @@ async def test_unreachable_cluster_is_reported_not_raised(tmp_path):
             raise SlurmUnavailable("local-slurm", argv[0], "connect failure", "scripts/slurm-local status")
 
     registry = JobRegistry(tmp_path / "r.sqlite")
-    registry.record("5", "local-slurm", JobTags(user="alice"), preset="local-slurm")
-    jobs = ServerJobs(JobTags(user="alice"), registry, lambda p: Down())
+    registry.record("5", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm")
+    jobs = ServerJobs(JobTags(user="alice", server="default"), registry, lambda p: Down())
     body = summary(await jobs.list())
     assert body["errors"][0]["preset"] == "local-slurm"
     assert "local-slurm" in body["errors"][0]["message"] and "slurm-local status" in body["errors"][0]["message"]

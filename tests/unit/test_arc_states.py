@@ -221,13 +221,25 @@ def test_phase_of_slurm_state(state, phase):
     assert phase_of(state) is phase
 
 
-def test_malformed_squeue_line_names_the_format():
-    with pytest.raises(ValueError, match=r"expected 11 .*%i\|%T"):
-        parse_squeue("12|RUNNING|None")
+def test_malformed_squeue_line_is_skipped_and_named_in_the_log(caplog):
+    good = "13|RUNNING|None|N/A|0:01|1:00|w|bob|cpu|1|"
+    assert [j.job_id for j in parse_squeue("12|RUNNING|None\n" + good)] == ["13"]
+    assert "expected 11" in caplog.text and "%i|%T" in caplog.text
 
 
 def test_command_builders():
     assert squeue_argv(me=True)[-1] == "--me"
     assert "--user=alice" in squeue_argv(user="alice")
-    assert squeue_argv()[:3] == ["squeue", "--noheader", "--array"]
+    assert squeue_argv()[:2] == ["squeue", "--json"]
+    assert squeue_argv(json=False)[:3] == ["squeue", "--noheader", "--array"]
     assert sacct_argv(["1", "2_3"])[-1] == "--jobs=1,2_3"
+
+
+def test_squeue_json_skips_one_malformed_entry_and_keeps_the_rest(caplog):
+    text = """{"jobs": [{"job_id": "not-a-number", "job_state": "RUNNING"},
+      {"job_id": 8, "job_state": "RUNNING", "name": "a|b\\nc\\td\\u00e9", "comment": "x\\n1|RUNNING", "user_name": "dan"},
+      {"job_id": 9, "job_state": "PENDING", "user_name": "eve"}]}"""
+    jobs = parse_squeue(text)
+    assert [(j.job_id, j.name) for j in jobs] == [("8", "a|b\nc\tdé"), ("9", "")]
+    assert "not-a-number" in caplog.text
+    assert [j.job_id for j in parse_squeue(text, user="eve")] == ["9"]
