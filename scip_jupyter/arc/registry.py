@@ -102,6 +102,7 @@ class JobRegistry:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)  # before SQLite opens it: its -wal and -shm files take the file's mode
         self.engine = create_engine(
             f"sqlite:///{self.path}",
             connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -156,6 +157,17 @@ class JobRegistry:
         with Session(self.engine) as session:
             rows = session.scalars(query.order_by(_Job.submitted, _Job.job_id)).all()
             return [_to_record(r) for r in rows]
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (or make it so), and its -wal/-shm files if they are left over."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{path}{suffix}"):
+                os.chmod(f"{path}{suffix}", 0o600)
+    except OSError:
+        pass
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
