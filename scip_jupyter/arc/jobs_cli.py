@@ -138,9 +138,18 @@ class ReconcileCommand:
         parser.add_argument("--only-user", action="append", default=None, metavar="USER",
                             help="consider only this user's jobs (repeatable; default: every user)")
         parser.add_argument("--dry-run", action="store_true", help="say what would be cancelled, cancel nothing")
+        parser.add_argument("--none-running", action="store_true",
+                            help="no server runs (e.g. after a hub outage): every tagged job in scope is cancelled")
 
     @staticmethod
     def run(args) -> int:
+        # Without a scope every server would count as stopped and every person's jobs be cancelled.
+        scopes = [name for name, given in (("--hub", args.hub), ("--running", bool(args.running)),
+                                           ("--none-running", args.none_running)) if given]
+        if not scopes or (args.none_running and len(scopes) > 1):
+            print("reconcile: say which servers run: --hub (ask the hub) and/or --running USER/SERVER (repeatable), "
+                  "or alone --none-running (cancel every tagged job in scope); nothing cancelled", file=sys.stderr)
+            return 2
         running: set[tuple[str, str]] = set()
         for item in args.running:
             user, _, server = item.partition("/")
