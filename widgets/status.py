@@ -30,6 +30,10 @@ def safe_href(link: str) -> str:
     ('http://127.0.0.1:8787/status', '', '/user/a/proxy/8787/status')
     """
     link = (link or "").strip()
+    # Browsers drop tabs and newlines and read "\\" as "/" ("/\\host", "/\n/host" reach another
+    # host), so a link holding any of them, a space, a control character or a quote is refused.
+    if any(ch <= " " or ch in "\\\"'<>`\x7f" for ch in link):
+        return ""
     if link.startswith(("http://", "https://")) or (link.startswith("/") and not link.startswith("//")):
         return link
     return ""
