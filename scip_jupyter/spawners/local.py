@@ -17,11 +17,14 @@ The spawn form shows, per GPU profile, what is free on the local Slurm
 (`sinfo` GRES configured vs in use, `slurm_conf`), cached for
 `availability_ttl` and never waited for longer than `availability_timeout`.
 
-Running as root: when the hub runs as root, servers run as the unprivileged
-account `run_as` (default `scip-user`, created by scripts/system-deps) in a
-per-hub-user working directory `<workdir_root>/<username>` owned by that
-account; never with `--allow-root`. When the hub is not root, servers run as
-the hub's own user. See docs/hub.md.
+Running as root: each person is themselves (The Littlest JupyterHub's
+convention). Hub user NAME runs as the Unix account `jupyter-NAME`
+(`account_prefix`; naming rule `identity.system_username`), created with
+`useradd` on first spawn, in the working directory `<workdir_root>/<username>`
+(mode 0700, owned by that account): two people never share an account, a
+file or a process owner. Never with `--allow-root`. When the hub is not root,
+servers run as the hub's own account; the log and the spawn form say so once.
+See docs/hub.md and docs/security.md.
 
 Pure helpers (`local_env.profile_environment`, `homes.workdir_name`,
 `homes.unreachable_dirs`) are tested without a hub; the spawner methods are the thin I/O around them.
@@ -43,6 +46,8 @@ from traitlets import Bool, Unicode, default
 from ..availability import SlurmAvailability, profile_availability, slurm_resource
 from ..catalog import Profile, ProfileKind, parse_quantity
 from ..homes import unreachable_dirs, workdir_name
+from ..i18n import _
+from ..identity import DEFAULT_PREFIX, AccountError, ensure_account, system_username
 from .base import SCIPSpawnerMixin
 from .local_env import GPU_DEVICE_GLOB, detect_gpus, profile_environment
 
@@ -59,17 +64,36 @@ def _apply_hook(spawner: "SCIPLocalSpawner", user_options: Any) -> None:
 class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
     """A local single-user server per hub user, configured from the SCIP catalog."""
 
-    run_as = Unicode(
-        "scip-user",
+    account_prefix = Unicode(
+        DEFAULT_PREFIX,
         config=True,
-        help="""Unix account single-user servers run as when the hub runs as root.
+        help="""Prefix of the per-person Unix accounts when the hub runs as root: hub user NAME
+        runs as `<prefix>NAME` (TLJH's convention), created with useradd on first spawn.
 
-        Never root. `{username}` maps each hub user to the Unix account of the same
-        name (the classic LocalProcessSpawner behaviour). Ignored when the hub is
-        not root: servers then run as the hub's own user.
-
-        c.SCIPLocalSpawner.run_as = "scip-user"
+        c.SCIPLocalSpawner.account_prefix = "jupyter-"
         """,
+    )
+
+    run_as = Unicode(
+        "",
+        config=True,
+        help="""Template of the Unix account servers run as when the hub runs as root; empty (the
+        default): one account per person, `<account_prefix><username>`.
+
+        Never root. `{username}` is the hub user name, so "{username}" maps each hub user
+        to the Unix account of the same name (classic LocalProcessSpawner; such accounts
+        are not created). Ignored when the hub is not root: servers then run as the hub's
+        own account.
+
+        c.SCIPLocalSpawner.run_as = "{username}"
+        """,
+    )
+
+    create_accounts = Bool(
+        True,
+        config=True,
+        help="""Create a missing per-person account (useradd, own group, home 0700) at first spawn
+        when the hub is root. False: the account must exist already.""",
     )
 
     workdir_root = Unicode(
@@ -159,9 +183,27 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
         return await self.scip_options_form()
 
     def scip_host_note(self, allowed):
+        notes = []
+        if os.geteuid() != 0:
+            notes.append(self.shared_account_note())
         if not detect_gpus(self.gpu_device_glob) and any(p.kind is not ProfileKind.cpu for p in allowed):
-            return "This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."
-        return ""
+            notes.append("This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so.")
+        return " ".join(notes)
+
+    _told_not_root = False
+
+    def shared_account_note(self) -> str:
+        """Said once in the log, and on every spawn form, when the hub is not root."""
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        if not SCIPLocalSpawner._told_not_root:
+            SCIPLocalSpawner._told_not_root = True
+            self.log.warning(
+                "The hub is not root: every server runs as the hub's own account %s (no per-person accounts)", me
+            )
+        return _(
+            "This hub does not run as root: your server runs as the hub's account {account}, "
+            "shared with everyone on this hub."
+        ).format(account=me)
 
     def scip_slurm(self) -> SlurmAvailability:
         """The shared `sinfo` reader for this configuration (one read per TTL for every user)."""
@@ -183,26 +225,45 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
 
     # --- who the server runs as, and where ---------------------------------------------------------
 
+    def scip_account_name(self) -> str:
+        """The name of the Unix account this person's server runs as (see `account_prefix`, `run_as`)."""
+        if os.geteuid() != 0:
+            return pwd.getpwuid(os.geteuid()).pw_name
+        if self.run_as:
+            return self.run_as.format(username=self.user.name)
+        return system_username(self.user.name, self.account_prefix)
+
+    @property
+    def slurm_account(self) -> str:
+        """The account this person's Slurm jobs run as (the hub's clean-up checks it)."""
+        return self.scip_account_name()
+
     def scip_account(self) -> pwd.struct_passwd:
         """The Unix account the server runs as (see `run_as`)."""
         if os.geteuid() != 0:
             return pwd.getpwuid(os.geteuid())
-        name = self.run_as.format(username=self.user.name)
+        name = self.scip_account_name()
         try:
             account = pwd.getpwnam(name)
         except KeyError:
             raise web.HTTPError(
                 500,
-                f"run_as: Unix account {name!r} does not exist; create it (scripts/system-deps) "
-                "or set c.SCIPLocalSpawner.run_as",
+                f"run_as: Unix account {name!r} does not exist; create it, "
+                "or let the hub create per-person accounts (c.SCIPLocalSpawner.create_accounts = True, run_as empty)",
             ) from None
         if account.pw_uid == 0:
             raise web.HTTPError(500, f"run_as: {name!r} is root; single-user servers never run as root")
         return account
 
     def scip_workdir(self) -> Path:
-        root = Path(self.workdir_root) if self.workdir_root else Path(self.scip_account().pw_dir) / "scip-hub"
-        return root / workdir_name(self.user.name)
+        return self.scip_workdir_path()
+
+    def scip_workdir_path(self, account: pwd.struct_passwd | None = None) -> Path:
+        if self.workdir_root:
+            return Path(self.workdir_root) / workdir_name(self.user.name)
+        if os.geteuid() == 0 and not self.run_as:  # per-person account: its home is the working directory
+            return Path("/home") / self.scip_account_name()
+        return Path((account or self.scip_account()).pw_dir) / "scip-hub" / workdir_name(self.user.name)
 
     def _prepare_workdir(self) -> Path:
         account = self.scip_account()
@@ -220,6 +281,8 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
             )
         new = not workdir.exists()
         workdir.mkdir(mode=0o700, exist_ok=True)
+        if as_root:
+            os.chmod(workdir, 0o700)  # a home only its person enters
         if new and self.seed_dir and Path(self.seed_dir).is_dir():
             target = workdir / Path(self.seed_dir).name
             shutil.copytree(self.seed_dir, target, ignore=_SEED_IGNORE)
@@ -261,6 +324,11 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
         # Validate again: the apply_user_options hook may have been replaced by configuration,
         # and nothing may start from unvalidated options.
         self.scip_apply(self.user_options)
+        if os.geteuid() == 0 and not self.run_as and self.create_accounts:
+            try:
+                await ensure_account(self.scip_account_name(), str(self.scip_workdir_path()), self.user.name)
+            except AccountError as exc:
+                raise web.HTTPError(500, str(exc)) from None
         workdir = self._prepare_workdir()
         self.notebook_dir = str(workdir)
         self.log.info(

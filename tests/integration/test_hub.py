@@ -72,7 +72,7 @@ def test_researcher_spawns_allowed_profile_through_rest_and_reaches_server(hub, 
     assert "started" in status.json()
 
     uid, env = _server_process(hub, researcher_server)
-    expected = pwd.getpwnam("scip-user").pw_uid if is_root() else os.geteuid()
+    expected = pwd.getpwnam(f"jupyter-{researcher_server}").pw_uid if is_root() else os.geteuid()  # per-person account
     assert uid == expected and uid != 0
     assert env["SCIP_PROFILE"] == "mig-3g-40gb"
     assert env["SCIP_LABEL_USER"] == researcher_server

@@ -1,0 +1,115 @@
+"""Each person is themselves: per-person accounts and short-lived, hub-minted credentials.
+
+Accounts (embedded hub, The Littlest JupyterHub's convention): hub user NAME
+runs as the Unix account `jupyter-NAME` (prefix configurable), created by the
+hub with `useradd` on first spawn when the hub is root, with its own group
+and a home folder of mode 0700. Nothing is shared between two people's
+accounts. `system_username` is the one naming rule (pure).
+
+Credentials (both hubs): the hub holds the signing material (access to
+`scontrol token` as Slurm's root/SlurmUser, the SSH CA key); a person's server
+holds only that person's short-lived credentials, fetched from the hub with
+the server's own JupyterHub API token (`credentials_handler.py` on the hub,
+`HubCredentials` in the server). See docs/security.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: TLJH's prefix; configurable (c.SCIPLocalSpawner.account_prefix).
+DEFAULT_PREFIX = "jupyter-"
+#: Linux account names: at most 32 characters (useradd), portable characters only.
+MAX_NAME = 32
+_PORTABLE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def system_username(hub_name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The Unix account of hub user `hub_name`: `prefix + name` when that is a portable
+    account name, else a readable part plus a hash of the exact name (never two people, one account).
+
+    >>> system_username("student1")
+    'jupyter-student1'
+    >>> system_username("Alice+lab@uni.ca") == system_username("alice_lab@uni.ca")
+    False
+    >>> len(system_username("x" * 100)) <= 32
+    True
+    """
+    candidate = prefix + hub_name
+    if _PORTABLE.match(hub_name) and len(candidate) <= MAX_NAME:
+        return candidate
+    digest = hashlib.sha256(hub_name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    readable = re.sub(r"[^a-z0-9_.-]", "-", hub_name.lower())[: MAX_NAME - len(prefix) - len(digest) - 1]
+    return f"{prefix}{readable}-{digest}".replace("--", "-")
+
+
+class AccountError(RuntimeError):
+    """An account could not be created or is not usable (the message says what to do)."""
+
+
+
+
+def useradd_argv(account: str, home: str, hub_name: str) -> list[str]:
+    """The `useradd` of a new per-person account: own group, no password, home given (created by us).
+
+    >>> useradd_argv("jupyter-a", "/srv/home/a", "a")[:4]
+    ['useradd', '--no-create-home', '--home-dir', '/srv/home/a']
+    """
+    return [
+        "useradd", "--no-create-home", "--home-dir", home, "--shell", "/bin/bash",
+        "--user-group", "--comment", f"SCIP Jupyter user {hub_name}"[:200].replace(":", " "), account,
+    ]  # fmt: skip
+
+
+async def ensure_account(account: str, home: str, hub_name: str) -> pwd.struct_passwd:
+    """The account, created with `useradd` if it does not exist (root only). Never root."""
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        entry = None
+    if entry is None:
+        if os.geteuid() != 0:
+            raise AccountError(f"Unix account {account!r} does not exist and the hub is not root to create it")
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        argv = useradd_argv(account, home, hub_name)
+        argv[0] = useradd
+        async with _lock():  # useradd locks /etc/passwd: one at a time
+            try:
+                entry = pwd.getpwnam(account)
+            except KeyError:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                out, err = await proc.communicate()
+                if proc.returncode not in (0, 9):  # 9: created meanwhile by someone else
+                    raise AccountError(f"useradd {account} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()}")
+                log.info("created Unix account %s for hub user %s (home %s)", account, hub_name, home)
+                entry = pwd.getpwnam(account)
+    if entry.pw_uid == 0:
+        raise AccountError(f"{account!r} is root; single-user servers never run as root")
+    return entry
+
+
+_LOCKS: dict[int, asyncio.Lock] = {}
+
+
+def _lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    return _LOCKS.setdefault(id(loop), asyncio.Lock())
+
+
+def private_home(path: Path, uid: int, gid: int) -> None:
+    """Make `path` a home only its owner enters (mode 0700, owned by uid:gid)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, uid, gid, follow_symlinks=False)
+    os.chmod(path, 0o700)

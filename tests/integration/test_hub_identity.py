@@ -1,0 +1,81 @@
+"""Each person is themselves on the embedded hub (real JupyterHub, as root): two people's
+servers run under two different unprivileged uids, `jupyter-<name>`, and neither can read
+the other's home folder (mode 0700)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+import requests
+
+from tests.fixtures.common import is_root
+
+pytestmark = pytest.mark.hub
+PEOPLE = ("student1", "researcher1")
+
+
+def _server_uid(hub, username: str) -> tuple[int, dict[str, str]]:
+    pid = hub.user(username)["servers"][""]["state"]["pid"]
+    status = open(f"/proc/{pid}/status").read()
+    uid = int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+    raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return uid, dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+@pytest.fixture
+def two_servers(hub):
+    for name in PEOPLE:
+        hub.stop_server(name)
+    try:
+        for name in PEOPLE:
+            r = hub.api("POST", f"/users/{name}/server", json={"profile": "cpu-small"})
+            assert r.status_code in (201, 202), r.text
+        for name in PEOPLE:
+            hub.wait_for_server(name)
+        yield PEOPLE
+    finally:
+        for name in PEOPLE:
+            hub.stop_server(name)
+
+
+def test_two_people_run_as_two_unprivileged_accounts_with_private_homes(hub, two_servers):
+    if not is_root():
+        pytest.fail("this test checks per-person accounts, which the hub creates only as root; run the tests as root")
+    uids, homes = {}, {}
+    for name in two_servers:
+        uid, env = _server_uid(hub, name)
+        account = pwd.getpwuid(uid)
+        assert account.pw_name == f"jupyter-{name}" and uid != 0
+        assert env["USER"] == account.pw_name
+        home = hub.state_dir / "hub" / "home" / name
+        assert env["HOME"] == str(home)
+        st = home.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (uid, 0o700)
+        assert not any(k in env for k in ("MUNGE_KEY",)) and "munge.key" not in "".join(env.values())
+        uids[name], homes[name] = account, home
+    assert uids["student1"].pw_uid != uids["researcher1"].pw_uid
+    assert uids["student1"].pw_gid != uids["researcher1"].pw_gid  # own groups, nothing shared
+
+    # A file written through student1's server belongs to student1's account...
+    r = requests.put(
+        f"{hub.url}/user/student1/api/contents/private.txt", headers=hub.headers,
+        json={"type": "file", "format": "text", "content": "mine"}, timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    assert (homes["student1"] / "private.txt").stat().st_uid == uids["student1"].pw_uid
+    # ...and researcher1's account can neither list nor read it.
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    for argv in (["ls", str(homes["student1"])], ["cat", str(homes["student1"] / "private.txt")]):
+        proc = subprocess.run([runuser, "-u", "jupyter-researcher1", "--", *argv], capture_output=True, text=True, timeout=30)
+        assert proc.returncode != 0 and "Permission denied" in proc.stderr, (argv, proc.stdout, proc.stderr)
+    # Neither can it signal the other's server.
+    pid = hub.user("student1")["servers"][""]["state"]["pid"]
+    proc = subprocess.run([runuser, "-u", "jupyter-researcher1", "--", "kill", "-0", str(pid)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert os.path.exists(f"/proc/{pid}")
