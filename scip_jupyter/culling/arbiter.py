@@ -1,0 +1,183 @@
+"""The GPU arbiter: jupyterhub-idle-culler's `cull_arbiter_hook`.
+
+jupyterhub-idle-culler 2.x calls `c.IdleCuller.cull_arbiter_hook(inactive=,
+inactive_limit=, server=)` for every ready server of each round and culls when
+it returns True. `GpuArbiter` is that callable:
+
+1. From the server's hub model: who (`full_name`), which profile
+   (`user_options.profile`, else the catalog's default) and so whether it holds
+   a GPU and which share (the allocation vocabulary: `quotas.gpu_weight`).
+2. One read of the utilisation source per window and round (cached for half a
+   round), shared by every server: 1,000 servers cost one read.
+3. `policy.decide`; a warning is posted as an `idle-warning` notice (the person
+   sees it), withdrawn when the GPU works again; a cull is recorded in
+   `scip_gpu_culls` with the account that paid, the idle time and the
+   GPU-hours held idle, before the culler stops the server.
+
+A source that fails makes that round use the activity rule for GPU servers (and
+is logged): a metrics outage never culls anyone who is active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from typing import Any, Callable, Mapping
+
+from ..allocations.ledger import utcnow
+from .policy import Action, Server, Verdict, decide, held_idle_gpu_hours
+from .records import CullRecord, Records
+from .settings import GPUCulling
+from .sources import SourceError, Target, target_for
+
+log = logging.getLogger(__name__)
+
+IDLE_WARNING = "idle-warning"
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """The hub's ISO 8601 times -> naive UTC."""
+    if not value:
+        return None
+    t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+
+class ProfileInfo:
+    """What the arbiter needs of the catalog: GPU share and MIG slice by slug, and the default slug."""
+
+    def __init__(self, weights: Mapping[str, float], mig: Mapping[str, str | None] | None = None,
+                 default: str = ""):
+        self.weights, self.mig, self.default = dict(weights), dict(mig or {}), default
+
+    @classmethod
+    def from_catalog(cls, catalog) -> "ProfileInfo":
+        from ..allocations.quotas import gpu_weight
+
+        default = next((p.slug for p in catalog.profiles if p.default), catalog.profiles[0].slug if catalog.profiles else "")
+        return cls(
+            {p.slug: gpu_weight(p) for p in catalog.profiles},
+            {p.slug: (str(p.mig_profile) if p.mig_profile else None) for p in catalog.profiles},
+            default,
+        )
+
+
+class GpuArbiter:
+    """The `cull_arbiter_hook` (see the module docstring)."""
+
+    def __init__(self, settings: GPUCulling, profiles: ProfileInfo | Callable[[], ProfileInfo], source: Any,
+                 records: Records | None = None, account_of: Callable[[str, str], str] | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow, cache_seconds: float | None = None):
+        self.settings = settings
+        self._profiles = profiles
+        self.source = source
+        self.records = records
+        self.account_of = account_of or (lambda user, server: "")
+        self.clock = clock
+        self.cache_seconds = max(settings.cull_every / 2, 0.2) if cache_seconds is None else cache_seconds
+        self._snapshots: dict[float, tuple[float, Any]] = {}
+        self._locks: dict[float, asyncio.Lock] = {}
+        self.warned: dict[str, dt.datetime] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        #: server key -> (profile, MIG slice or None, last Reading or None): what the monitor shows
+        self.readings: dict[str, tuple[str, str | None, Any]] = {}
+        self.counts: Counter = Counter()  # (server key, action) -> decisions
+        self.source_reads = 0
+        self.source_errors = 0
+        if records is not None:  # a restarted culler remembers whom it warned
+            for n in records.notices(kinds=[IDLE_WARNING], open_only=True):
+                self.warned[f"{n.user}/{n.server}"] = n.at
+
+    @property
+    def profiles(self) -> ProfileInfo:
+        return self._profiles() if callable(self._profiles) else self._profiles
+
+    def server_of(self, model: Mapping[str, Any]) -> Server:
+        user, _, name = str(model.get("full_name", "/")).partition("/")
+        info = self.profiles
+        profile = (model.get("user_options") or {}).get("profile") or info.default
+        return Server(user, name, str(profile), info.weights.get(str(profile), 0.0), parse_time(model.get("started")))
+
+    async def _snapshot(self, window: float):
+        """The source's snapshot for `window`, read at most once per `cache_seconds`."""
+        lock = self._locks.setdefault(window, asyncio.Lock())
+        async with lock:
+            cached = self._snapshots.get(window)
+            if cached and time.monotonic() - cached[0] < self.cache_seconds:
+                return cached[1]
+            self.source_reads += 1
+            snap = await self.source.snapshot(window)
+            self._snapshots[window] = (time.monotonic(), snap)
+            return snap
+
+    async def verdict(self, *, inactive: dt.timedelta | None, inactive_limit: float,
+                      server: Mapping[str, Any]) -> Verdict:
+        """Decide for one server (no side effects besides the source read)."""
+        s = self.server_of(server)
+        rule = self.settings.rule_for(s.profile)
+        reading = None
+        if s.has_gpu and rule.enabled and self.source is not None:
+            try:
+                snap = await self._snapshot(rule.idle_time)
+            except (SourceError, OSError, ValueError) as exc:
+                self.source_errors += 1
+                log.warning("GPU culler: %s source failed, activity rule this round: %s", self.source.name, exc)
+            else:
+                mig = self.profiles.mig.get(s.profile)
+                reading = snap.get(target_for(server, self.settings.pod_name_template, self.settings.namespace, mig))
+                self.readings[s.key] = (s.profile, mig, reading)
+        secs = inactive.total_seconds() if inactive is not None else None
+        return decide(s, reading, rule, self.warned.get(s.key), self.clock(), secs, inactive_limit)
+
+    async def __call__(self, *, inactive: dt.timedelta | None, inactive_limit: float,
+                       server: Mapping[str, Any], **_kwargs) -> bool:
+        v = await self.verdict(inactive=inactive, inactive_limit=inactive_limit, server=server)
+        s = self.server_of(server)
+        self.verdicts[s.key] = v
+        self.counts[(s.key, v.action.value)] += 1
+        try:
+            self._act(s, v)
+        except Exception:  # noqa: BLE001 (a record that fails must not stop the round for everyone)
+            log.exception("GPU culler: recording the decision for %s failed", s.key)
+        log.info("GPU culler: %s %s (%s)", v.action.value, s.key, v.reason)
+        return v.cull
+
+    def _act(self, s: Server, v: Verdict) -> None:
+        now = self.clock()
+        if v.action is Action.warn:
+            self.warned[s.key] = now
+            if self.records is not None:
+                rule = self.settings.rule_for(s.profile)
+                self.records.post(IDLE_WARNING, s.user, s.name, v.reason, account=self.account_of(s.user, s.name),
+                                  deadline=now + dt.timedelta(seconds=rule.warning_time), at=now)
+            return
+        if s.key in self.warned and (v.action is Action.cull or v.rule == "gpu"):
+            # culled, or judged again on its GPU and not idle: the warning is over
+            if v.action is Action.cull or not v.idle_seconds:
+                self.warned.pop(s.key, None)
+                if self.records is not None:
+                    self.records.clear([IDLE_WARNING], user=s.user, server=s.name, at=now)
+        if v.action is Action.cull and self.records is not None and s.has_gpu:
+            idle = v.idle_seconds if v.rule == "gpu" else 0.0
+            self.records.record_cull(CullRecord(
+                at=now, user=s.user, server=s.name, profile=s.profile, account=self.account_of(s.user, s.name),
+                gpu_weight=s.gpu_weight, idle_seconds=idle, gpu_hours_idle=held_idle_gpu_hours(s, idle),
+                reason=v.reason,
+            ))
+
+    def status(self) -> dict:
+        """What the service's status endpoint shows (tests count these)."""
+        return {
+            "source": getattr(self.source, "name", "none"),
+            "source_reads": self.source_reads,
+            "source_errors": self.source_errors,
+            "warned": sorted(self.warned),
+            "servers": {
+                key: {"action": v.action.value, "rule": v.rule, "reason": v.reason,
+                      "decisions": {a.value: self.counts[(key, a.value)] for a in Action}}
+                for key, v in sorted(self.verdicts.items())
+            },
+        }
