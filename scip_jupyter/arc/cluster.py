@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import socket
+import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,7 +54,9 @@ from distributed.core import Status
 from distributed.deploy.adaptive import Adaptive
 from distributed.security import Security
 
-from .jobs import ARCJob, ArrayBatcher, array_index, job_settings
+from ..i18n import _
+from .compat import compose, merge_job_settings, user_config, validate_composed
+from .jobs import ARCJob, ArrayBatcher, array_index, array_script, job_settings
 from .presets import (
     ARCRequestError,
     ClusterPreset,
@@ -69,13 +72,6 @@ from .tags import JobTags
 from .transport import SlurmCommandError, SlurmError, SlurmUnavailable, Transport, transport_for
 
 logger = logging.getLogger(__name__)
-
-#: Keyword arguments ARCCluster computes from the preset; passing them would bypass validation.
-_MANAGED = {
-    "queue", "account", "walltime", "job_cpu", "job_mem", "job_name", "job_directives_skip",
-    "local_directory", "log_directory", "job_script_prologue", "worker_extra_args",
-}
-
 
 def private_dir(*parts: str) -> Path:
     """A folder under the user's cache, readable only by them (job logs, TLS files)."""
@@ -224,7 +220,7 @@ class ARCCluster(SLURMCluster):
         cores: int | None = None,
         memory: str | None = None,
         processes: int | None = None,
-        n_workers: int = 0,
+        n_workers: int | None = None,
         presets: PresetFile | str | os.PathLike | None = None,
         user: str | None = None,
         user_accounts: Sequence[str] | None = None,
@@ -233,12 +229,9 @@ class ARCCluster(SLURMCluster):
         array: bool = True,
         coalesce_window: float = 0.1,
         submit_retry_after: float = 60.0,
-        security: Security | None = None,
+        security: Security | bool | None = None,
         **kwargs,
     ):
-        clash = sorted(set(kwargs) & _MANAGED)
-        if clash:
-            raise ARCRequestError(clash[0], "is set from the preset and the request", ["account", "partition", "walltime", "..."])
         if isinstance(presets, PresetFile):
             preset_file = presets
         else:
@@ -251,14 +244,37 @@ class ARCCluster(SLURMCluster):
                 "cannot reach this notebook, so workers cannot connect back",
                 [q.name for q in preset_file.clusters if q.network.mode == "connect-back"],
             )
+        # SLURMCluster's arguments (and the user's dask-jobqueue configuration) composed with the preset
+        given = dict(kwargs, account=account, walltime=walltime, cores=cores, memory=memory,
+                     processes=processes, n_workers=n_workers, security=security)
+        composition = compose(p, given, user_config(kwargs.get("config_name") or "slurm"),
+                              network=scheduler_network(p))
+        for message in composition.deprecations:
+            warnings.warn(message, FutureWarning, stacklevel=2)
+        explicit = dict(composition.explicit)
+        for key, value in dict(partition=partition, gpu_type=gpu_type, gpus=gpus, memory_per_gpu=memory_per_gpu).items():
+            if value is None:
+                continue
+            if key in explicit and str(explicit[key]) != str(value):
+                raise ARCRequestError(
+                    composition.sources[key], _("{value!r} differs from {key}={other!r}; they name the same thing")
+                    .format(value=explicit[key], key=key, other=value), [_("give one of them")])
+            explicit[key] = value
+            composition.sources[key] = key
         self.transport = transport or transport_for(p)
         user = user or _current_user()
         accounts = list(user_accounts) if user_accounts is not None else resolve_accounts(p, user, self.transport)
-        raw = dict(
-            account=account, partition=partition, gpu_type=gpu_type, gpus=gpus, memory_per_gpu=memory_per_gpu,
-            walltime=walltime, cores=cores, memory=memory, processes=processes, workers=n_workers,
-        )
-        self.request = validate_request(p, {k: v for k, v in raw.items() if v is not None}, accounts)
+        self.request, request_warnings = validate_composed(
+            p, explicit, composition.configured, composition.sources, accounts)
+        if self.request.memory_per_gpu and "job_mem" in composition.job:
+            if "job_mem" in kwargs:
+                raise ARCRequestError("job_mem", _("Slurm refuses --mem together with --mem-per-gpu"),
+                                      [_("memory_per_gpu alone"), _("job_mem without memory_per_gpu")])
+            request_warnings.append(_("jobqueue.slurm.job-mem: {value!r} is not used: Slurm refuses --mem together "
+                                      "with --mem-per-gpu").format(value=composition.job.pop("job_mem")))
+        self.config_warnings = [*composition.warnings, *request_warnings]
+        for message in self.config_warnings:
+            warnings.warn(message, UserWarning, stacklevel=2)
         self.tags = tags or replace(
             JobTags.from_environment(project=self.request.account, site=p.site, jurisdiction=p.jurisdiction),
             user=user,
@@ -271,32 +287,57 @@ class ARCCluster(SLURMCluster):
         self.batcher = (
             ArrayBatcher(self.transport, on_submitted=self._record, on_finished=self._forget) if array else None
         )
-        log_directory = private_dir("arc-logs") if self.transport.kind == "local" else p.log_directory
+        log_directory = composition.job.pop("log_directory", None)
+        if log_directory is None:
+            log_directory = private_dir("arc-logs") if self.transport.kind == "local" else p.log_directory
+        elif self.transport.kind == "local":
+            Path(os.path.expanduser(log_directory)).mkdir(parents=True, exist_ok=True)
         settings = job_settings(p, self.request, self.tags, log_directory=str(log_directory) if log_directory else None)
-        extra = list(kwargs.pop("job_extra_directives", None) or [])
-        settings["job_extra_directives"] = settings["job_extra_directives"] + extra
-        scheduler_options = {**scheduler_network(p), **kwargs.pop("scheduler_options", {})}
-        name = kwargs.pop("name", None) or type(self).__name__
+        settings = merge_job_settings(settings, composition)
+        cluster_kwargs = dict(composition.cluster)
+        name = cluster_kwargs.pop("name", None) or type(self).__name__
+        if cluster_kwargs.get("security") is None:
+            cluster_kwargs["security"] = Security.temporary()
+        cluster_kwargs.setdefault("shared_temp_directory", str(private_dir("arc-tls")))
         super().__init__(
             name=name,
-            security=security or Security.temporary(),
-            shared_temp_directory=str(private_dir("arc-tls")),
-            scheduler_options=scheduler_options,
+            scheduler_options=composition.scheduler_options,
             transport=self.transport,
             batcher=self.batcher,
             worker_prefix=name,
+            **cluster_kwargs,
             **settings,
-            **kwargs,
         )
         if self.request.workers:
             self.scale(self.request.workers)
 
-    def job_script(self) -> str:
-        """The script a new worker gets (with the contact address workers are given)."""
+    def _free_indices(self, jobs: int) -> list[int]:
+        """The `jobs` lowest array indices no live or planned worker uses."""
+        used = {array_index(n, self._name) for n in (*self.worker_spec, *self.workers)}
+        free, i = [], 0
+        while len(free) < jobs:
+            if i not in used:
+                free.append(i)
+            i += 1
+        return free
+
+    def job_script(self, workers: int | None = None) -> str:
+        """Exactly the script the next scale-up submits (with the contact address workers are given).
+
+        In array mode it carries the `#SBATCH --array=` line of the next submission: the lowest free
+        indices for `workers` more workers (default: one job). With `array=False`, the script of the
+        next worker job."""
         contact = getattr(self.scheduler, "contact_address", None) if self.scheduler else None
-        if contact:
-            return self.job_cls(contact, name="dummy-name", **self._job_kwargs).job_script()
-        return super().job_script()
+        address = contact or getattr(self.scheduler, "address", None) or "tcp://<insert-scheduler-address-here>:8786"
+        if self.batcher is None:  # SpecCluster's next name, as new_worker_spec() will pick it
+            i = self._i
+            while self._new_worker_name(i) in self.worker_spec:
+                i += 1
+            return self.job_cls(address, name=self._new_worker_name(i), **self._job_kwargs).job_script()
+        indices = self._free_indices(self._jobs_for(workers) if workers else 1)
+        script = self.job_cls(address, name=self._new_worker_name(indices[0]), **self._job_kwargs).job_script()
+        return array_script(script, self.batcher.spec(indices))
+
 
     # ------------------------------------------------------------ registry
 
@@ -359,10 +400,7 @@ class ARCCluster(SLURMCluster):
         """The next worker takes the lowest array index no live or planned worker uses."""
         if self.batcher is None:
             return super().new_worker_spec()
-        used = {array_index(n, self._name) for n in (*self.worker_spec, *self.workers)}
-        i = 0
-        while i in used:
-            i += 1
+        i = self._free_indices(1)[0]
         if i >= self.preset.max_array_size:
             raise ARCRequestError("workers", f"array index {i} is beyond MaxArraySize of {self.preset.name!r}",
                                   [f"0..{self.preset.max_array_size - 1}"])

@@ -28,6 +28,8 @@ import asyncio
 import logging
 import re
 from contextlib import suppress
+
+import dask.config
 from typing import Any, Callable, Iterable
 
 from dask.utils import format_bytes
@@ -132,6 +134,28 @@ def array_spec(indices: Iterable[int]) -> str:
     return ",".join(out)
 
 
+def array_script(script: str, spec: str) -> str:
+    r"""The script with its `#SBATCH --array=` line, after the other directives (pure).
+
+    The same value goes on sbatch's command line; in the script it makes the
+    script alone say what is submitted (`ARCCluster.job_script()` shows it).
+
+    >>> print(array_script("#!/bin/sh\n\n#SBATCH -J w\n#SBATCH -t 10\nexport X=1\npython w.py\n", "0-3"))
+    #!/bin/sh
+    <BLANKLINE>
+    #SBATCH -J w
+    #SBATCH -t 10
+    #SBATCH --array=0-3
+    export X=1
+    python w.py
+    <BLANKLINE>
+    """
+    lines = script.split("\n")
+    last = max((i for i, line in enumerate(lines) if line.startswith("#SBATCH")), default=0)
+    lines.insert(last + 1, f"#SBATCH --array={spec}")
+    return "\n".join(lines)
+
+
 def parse_job_id(parsable: str) -> str:
     """The job id from `sbatch --parsable` output (`<id>` or `<id>;<cluster>`).
 
@@ -186,6 +210,10 @@ class ArrayBatcher:
         self._cancel_task: asyncio.Task | None = None
         self._live: dict[str, set[int]] = {}  # array job id -> indices not yet closed
 
+    def spec(self, indices: Iterable[int]) -> str:
+        """The --array value for these indices (with the throttle, if any)."""
+        return array_spec(indices) + (f"%{self.throttle}" if self.throttle else "")
+
     async def submit(self, index: int, script: str) -> str:
         """Submit (batched) one array task; returns its id `<job>_<index>`."""
         future = asyncio.get_running_loop().create_future()
@@ -203,10 +231,11 @@ class ArrayBatcher:
         for index, (_, script) in batch.items():
             by_script.setdefault(script, []).append(index)
         for script, indices in by_script.items():
-            spec = array_spec(indices) + (f"%{self.throttle}" if self.throttle else "")
+            spec = self.spec(indices)
             try:
                 self.submissions += 1
-                out = await self.transport.run(["sbatch", "--parsable", f"--array={spec}"], stdin=script)
+                out = await self.transport.run(["sbatch", "--parsable", f"--array={spec}"],
+                                               stdin=array_script(script, spec))
                 job_id = parse_job_id(out)
             except Exception as exc:
                 self.last_error = exc
@@ -280,6 +309,12 @@ class ARCJob(SLURMJob):
     Extra keyword arguments (given by ARCCluster):
     transport: where Slurm commands run; batcher: an ArrayBatcher (array mode)
     or None (one sbatch per job); worker_prefix: the cluster's worker-name prefix.
+
+    The dask-jobqueue configuration keys ARCCluster resolves itself
+    (`compat.RESOLVED_CONFIG`: queue, account, walltime, interface, log folder,
+    deprecated names, ...) are hidden from SLURMJob while it builds the script,
+    so a configured value the preset did not accept cannot come back through
+    dask-jobqueue's own lookups.
     """
 
     config_name = "slurm"
@@ -301,7 +336,11 @@ class ARCJob(SLURMJob):
         if batcher is not None and worker_prefix:
             # One script for every task: the worker takes its name from the array index.
             worker_name = f"{worker_prefix}-{ARRAY_TASK_VAR}"
-        super().__init__(scheduler=scheduler, name=worker_name, **kwargs)
+        from .compat import RESOLVED_CONFIG
+
+        section = kwargs.get("config_name") or self.default_config_name()
+        with dask.config.set({f"jobqueue.{section}.{key}": None for key in RESOLVED_CONFIG}):
+            super().__init__(scheduler=scheduler, name=worker_name, **kwargs)
         self.name = name
 
     async def start(self):

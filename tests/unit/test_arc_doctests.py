@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from scip_jupyter.arc import jobs, presets, transport
+from scip_jupyter.arc import cluster, compat, jobs, presets, transport
 
 
-@pytest.mark.parametrize("module", [presets, jobs, transport], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [presets, jobs, transport, compat, cluster], ids=lambda m: m.__name__)
 def test_module_doctests_pass(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
