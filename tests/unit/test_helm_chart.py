@@ -1,10 +1,11 @@
 """The Helm chart (helm/scip-jupyter) and the hub config it loads (hub_config/k8s.py).
 
 Rendering and linting use the real Helm v4 library through helm-python-sdk.
-There is no network to chart repositories here, so the z2jh dependency is not
-downloaded: the chart's own templates render alone (its dependency has a
-condition), and for `helm lint` a tiny stub `charts/jupyterhub` is added to a
-copy of the chart in a temporary folder (tests only; the chart ships none).
+There is no network to chart repositories here, so the released z2jh chart
+(../shared/charts/jupyterhub-4.4.0.tgz) is put where `helm dependency build`
+would, in a temporary copy of the chart (tests/fixtures/chart.py; the chart
+ships none). The chart's own templates also render alone (the dependency has a
+condition), which the contract tests use.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from traitlets.config import Config
 
 from scip_jupyter.catalog import load_catalog
 from scip_jupyter.checks import check_dir
+from tests.fixtures.chart import K8S_VERSIONS as SUPPORTED_K8S, Z2JH_VERSION, chart_with_z2jh, manifests
 from tests.fixtures.common import ROOT
 
 CHART = ROOT / "helm" / "scip-jupyter"
 HUB_CONFIG = ROOT / "hub_config" / "k8s.py"
 EVERYTHING_ON = yaml.safe_load((CHART / "ci" / "everything-on-values.yaml").read_text())
-K8S_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+K8S_VERSIONS = (*SUPPORTED_K8S, kubernetes_validate.utils.latest_version())
 helm.disable_logging()
 
 
@@ -119,23 +121,84 @@ def test_misplaced_or_unknown_key_is_refused_by_the_schema(chart, values, where)
 
 
 @pytest.fixture(scope="module")
-def chart_with_stub_dependency(tmp_path_factory) -> Path:
-    """A copy of the chart plus a stub z2jh subchart (tests only: no network to chart repos)."""
-    copy = tmp_path_factory.mktemp("chart") / "scip-jupyter"
-    shutil.copytree(CHART, copy, symlinks=False)  # files/ symlinks become real files, as in a package
-    stub = copy / "charts" / "jupyterhub"
-    stub.mkdir(parents=True)
-    (stub / "Chart.yaml").write_text("apiVersion: v2\nname: jupyterhub\nversion: 4.2.0\n")
-    (stub / "values.yaml").write_text("enabled: true\ncustom: {}\nhub: {}\n")
-    return copy
+def umbrella(tmp_path_factory) -> Path:
+    """A copy of the chart with the real z2jh 4.4.0 chart in charts/ (tests only)."""
+    return chart_with_z2jh(tmp_path_factory.mktemp("chart"))
+
+
+def z2jh_on(values: dict) -> dict:
+    return {**values, "jupyterhub": {**values.get("jupyterhub", {}), "enabled": True}}
 
 
 @pytest.mark.parametrize("values_name", ["values.yaml", "ci/everything-on-values.yaml"])
-def test_chart_lints_clean(chart_with_stub_dependency, values_name):
+def test_chart_lints_clean_with_the_real_z2jh_dependency(umbrella, values_name):
     values = yaml.safe_load((CHART / values_name).read_text())
-    report = helm.lint(chart_with_stub_dependency, values, strict=True, kube_version="v1.30.0")
+    report = helm.lint(umbrella, values, strict=True, kube_version=f"v{SUPPORTED_K8S[0]}.0", with_subcharts=True)
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_dependency_is_pinned_to_the_z2jh_version_the_tests_use():
+    [dependency] = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    assert dependency["name"] == "jupyterhub" and dependency["version"] == Z2JH_VERSION
+    assert not (CHART / "charts").exists()  # the project ships no copy of z2jh
+
+
+@pytest.fixture(scope="module")
+def rendered_with_z2jh(umbrella) -> list[dict]:
+    with helm.Chart.load(umbrella) as umbrella_chart:
+        assert [(d["name"], d["version"]) for d in umbrella_chart.dependencies] == [("jupyterhub", Z2JH_VERSION)]
+        return manifests(umbrella_chart.render(z2jh_on(EVERYTHING_ON), name="scip", namespace="jhub"))
+
+
+def test_umbrella_chart_renders_only_valid_kubernetes_objects_with_z2jh(rendered_with_z2jh):
+    kinds = {d["kind"] for d in rendered_with_z2jh}
+    assert {"Deployment", "Secret", "ConfigMap", "NetworkPolicy", "Service", "PersistentVolumeClaim"} <= kinds
+    assert len(rendered_with_z2jh) > 30
+    for doc in rendered_with_z2jh:
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_rendered_hub_runs_k8s_py_from_the_scip_config_map(rendered_with_z2jh):
+    objects = by_name(rendered_with_z2jh)
+    hub = objects[("Deployment", "hub")]["spec"]["template"]["spec"]
+    [container] = [c for c in hub["containers"] if c["name"] == "hub"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/usr/local/etc/scip"] == "scip-config"
+    volumes = {v["name"]: v for v in hub["volumes"]}
+    assert volumes["scip-config"]["configMap"]["name"] == "scip-jupyter-config"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SCIP_POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    secret_values = yaml.safe_load(
+        __import__("base64").b64decode(objects[("Secret", "hub")]["data"]["values.yaml"]).decode()
+    )
+    assert 'load_subconfig("/usr/local/etc/scip/k8s.py")' in secret_values["hub"]["extraConfig"]["00-scip"]
+    assert secret_values["custom"]["scip"]["catalogPath"] == "/usr/local/etc/scip/catalog.yaml"
+
+
+def test_rendered_hub_network_policy_lets_the_proxy_reach_the_courses_service(rendered_with_z2jh):
+    policy = by_name(rendered_with_z2jh)[("NetworkPolicy", "hub")]["spec"]
+    ports = [p.get("port") for rule in policy["ingress"] for p in rule.get("ports", [])]
+    assert 10101 in ports
+
+
+def test_no_shared_credential_in_any_rendered_object(rendered_with_z2jh):
+    objects = by_name(rendered_with_z2jh)
+    secret_values = yaml.safe_load(
+        __import__("base64").b64decode(objects[("Secret", "hub")]["data"]["values.yaml"]).decode()
+    )
+    assert set(secret_values["custom"]["scip"]["slurm"]) == {"configMap"}
+    singleuser = secret_values["singleuser"]
+    assert "secret" not in json.dumps(singleuser.get("storage", {}).get("extraVolumes", []))
+    # Only z2jh's own Secrets (hub tokens, proxy token) are mounted anywhere.
+    mounted = {
+        v["secret"]["secretName"]
+        for d in rendered_with_z2jh
+        for v in ((d.get("spec", {}).get("template") or {}).get("spec", {}).get("volumes") or [])
+        if "secret" in v
+    }
+    assert mounted <= {"hub", "proxy-public-tls-acme", "proxy-manual-tls"}, mounted
 
 
 @pytest.mark.parametrize(
@@ -215,7 +278,8 @@ def test_enabled_network_policy_without_networks_fails_to_render(chart):
         chart.render({"daskNetworkPolicy": {"enabled": True}}, name="scip", namespace="jhub")
 
 
-def test_chart_never_renders_a_secret(chart):
+def test_chart_never_renders_a_secret_of_its_own(chart):
+    # (z2jh's own hub Secret holds its generated tokens and the values; see the z2jh tests above.)
     assert [d for d in render(chart, EVERYTHING_ON) if d["kind"] == "Secret"] == []
 
 
@@ -280,11 +344,11 @@ def test_chart_hub_is_wired_by_the_same_configure_as_the_embedded_hub(monkeypatc
     monkeypatch.setenv("SCIP_POD_IP", "10.1.2.3")
     c = load_hub_config(values, monkeypatch)
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {COURSES, RECONCILE}
+    assert {COURSES, RECONCILE} <= set(services)  # (features may add their own)
     assert services[COURSES]["url"] == "http://10.1.2.3:10101"  # the proxy reaches the hub pod's IP
     assert "course-intro-gpu-students" in c.JupyterHub.load_groups
     assert any(r["name"].startswith("course-intro-gpu") for r in c.JupyterHub.load_roles)
-    assert [h[0] for h in c.JupyterHub.extra_handlers] == [LAUNCH_PATTERN]
+    assert LAUNCH_PATTERN in [h[0] for h in c.JupyterHub.extra_handlers]
     assert callable(c.Spawner.post_stop_hook)
     assert c.ARCCleanup.presets == ["local-slurm"]
     assert c.SCIPSpawnerMixin.courses_path == str(courses)
