@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .i18n import _
+
 #: Demo accounts: username -> demo group. Course groups and roles are added by hub_config/local.py blocks.
 DEMO_ACCOUNTS = {"student1": "students", "researcher1": "researchers", "instructor1": "instructors"}
 ADMIN_SERVICE = "scip-admin"
@@ -138,16 +140,19 @@ def prepare_state(settings: HubSettings) -> None:
 def banner(settings: HubSettings, password: str | None, password_file: Path) -> str:
     """What `up` prints: the URL, the demo accounts, and the password only when just generated."""
     lines = [
-        f"SCIP Jupyter (embedded) on {settings.public_url}",
-        "Demo accounts (group): " + ", ".join(f"{u} ({g})" for u, g in DEMO_ACCOUNTS.items()),
+        _("SCIP Jupyter (embedded) on %(url)s") % {"url": settings.public_url},
+        _("Home page (after login): %(url)s") % {"url": settings.public_url + "hub/scip/home"},
+        _("Demo accounts (group): %(accounts)s") % {"accounts": ", ".join(f"{u} ({g})" for u, g in DEMO_ACCOUNTS.items())},
     ]
     if password is not None:
-        lines.append(f"Demo password (shown once; kept in {password_file}, mode 0600): {password}")
+        lines.append(_("Demo password (shown once; kept in %(file)s, mode 0600): %(password)s") % {
+            "file": password_file, "password": password})
     else:
-        lines.append(f"Demo password: shown at first start; it is in {password_file} (mode 0600)")
+        lines.append(_("Demo password: shown at first start; it is in %(file)s (mode 0600)") % {"file": password_file})
     if settings.admin_token:
-        lines.append(f"Automation: service {ADMIN_SERVICE!r} with the admin role, token from ${ENV_ADMIN_TOKEN}")
-    lines.append(f"State: {settings.state_dir}   Stop with Ctrl-C.")
+        lines.append(_("Automation: service %(name)s with the admin role, token from $%(env)s") % {
+            "name": repr(ADMIN_SERVICE), "env": ENV_ADMIN_TOKEN})
+    lines.append(_("State: %(dir)s   Stop with Ctrl-C.") % {"dir": settings.state_dir})
     return "\n".join(lines)
 
 
@@ -167,27 +172,28 @@ def _problems(args: argparse.Namespace, settings: HubSettings) -> list[str]:
     """Everything wrong with the request, as messages naming the option and what is allowed."""
     out = []
     if not 1 <= args.port <= 65535:
-        out.append(f"--port: {args.port} is not a TCP port; allowed 1-65535")
+        out.append(_("--port: %(port)s is not a TCP port; allowed 1-65535") % {"port": args.port})
     try:
         ipaddress.ip_address(args.ip)
     except ValueError:
-        out.append(f"--ip: {args.ip!r} is not an IP address; e.g. 127.0.0.1")
+        out.append(_("--ip: %(ip)s is not an IP address; e.g. 127.0.0.1") % {"ip": repr(args.ip)})
     if not args.config.is_file():
-        out.append(f"--config: {args.config} does not exist")
+        out.append(_("--config: %(path)s does not exist") % {"path": args.config})
     if not settings.proxy_command.exists():
         out.append(
-            f"configurable-http-proxy not found at {settings.proxy_command}: run `make run` "
-            "(or `make node-deps`) in the project folder to install it with npm"
+            _("configurable-http-proxy not found at %(path)s: run `make run` (or `make node-deps`) in the "
+              "project folder to install it with npm") % {"path": settings.proxy_command}
         )
     token = settings.admin_token
     if token and (len(token) < MIN_TOKEN_LENGTH or any(ch.isspace() for ch in token)):
-        out.append(f"${ENV_ADMIN_TOKEN}: must be at least {MIN_TOKEN_LENGTH} characters without spaces")
+        out.append(_("$%(env)s: must be at least %(n)s characters without spaces") % {
+            "env": ENV_ADMIN_TOKEN, "n": MIN_TOKEN_LENGTH})
     try:
         from .catalog import load_catalog
 
         load_catalog(args.catalog)
     except FileNotFoundError:
-        out.append(f"--catalog: {args.catalog} does not exist")
+        out.append(_("--catalog: %(path)s does not exist") % {"path": args.catalog})
     except ValueError as exc:  # config.ConfigError: file:line: field: problem lines
         out.append(str(exc))
     return out
@@ -209,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"scip-jupyter up: {p}", file=sys.stderr)
         return 2
     if not ipaddress.ip_address(args.ip).is_loopback:
-        print(f"scip-jupyter up: warning: listening on {args.ip}, reachable from other machines", file=sys.stderr)
+        print(_("scip-jupyter up: warning: listening on %(ip)s, reachable from other machines") % {"ip": args.ip},
+              file=sys.stderr)
     prepare_state(settings)
     password, created = read_or_create_secret(settings.password_file)
     print(banner(settings, password if created else None, settings.password_file), flush=True)

@@ -137,6 +137,11 @@ def gettext(message: str) -> str:
     return _(message)
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction where it is defined (a table of labels); translate it with `_()` where shown."""
+    return message
+
+
 def install_jinja(env) -> None:
     """Give a jinja Environment `{% trans %}` and `_()` that follow the current language."""
     if "jinja2.ext.InternationalizationExtension" not in env.extensions and "jinja2.ext.i18n" not in env.extensions:

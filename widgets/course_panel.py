@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from scip_jupyter.courses.panel import CoursePanelModel
 
+from scip_jupyter.i18n import _
+
 from ._base import Parts, View, render, run_soon, set_if_changed
 
 
@@ -45,8 +47,8 @@ class CoursePanel(View):
         p.update = w.Label()
         p.pending = w.Label()
         p.edited = w.Label()
-        p.sync = w.Button(description="Sync material", icon="refresh", tooltip="Get the instructor's latest material; your edits are kept")
-        p.refresh = w.Button(description="Check", icon="search")
+        p.sync = w.Button(description=_("Sync material"), icon="refresh", tooltip=_("Get the instructor's latest material; your edits are kept"))
+        p.refresh = w.Button(description=_("Check"), icon="search")
         p.message = w.HTML()
         for name in ("title", "version", "update", "pending", "edited", "sync", "refresh", "message"):
             getattr(p, name).add_class(f"scip-course-{name}")
@@ -58,10 +60,10 @@ class CoursePanel(View):
 
         box = w.VBox([
             p.title,
-            row("Your material version", p.version),
-            row("Update available", p.update),
-            row("A sync would", p.pending),
-            row("Files you edited (kept)", p.edited),
+            row(_("Your material version"), p.version),
+            row(_("Update available"), p.update),
+            row(_("A sync would"), p.pending),
+            row(_("Files you edited (kept)"), p.edited),
             w.HBox([p.sync, p.refresh]),
             p.message,
         ])
@@ -76,11 +78,11 @@ class CoursePanel(View):
         m, p = self.model, self.parts
         set_if_changed(p.title, "value", render("course_title.html", t=m.title, c=m.course))
         set_if_changed(p.version, "value", m.version)
-        set_if_changed(p.update, "value", f"yes (version {m.current_version})" if m.update_available else "no")
+        set_if_changed(p.update, "value", _("yes (version %(version)s)") % {"version": m.current_version} if m.update_available else _("no"))
         set_if_changed(p.pending, "value", m.pending_text)
-        set_if_changed(p.edited, "value", ", ".join(m.edited) or "none")
+        set_if_changed(p.edited, "value", ", ".join(m.edited) or _("none"))
         set_if_changed(p.sync, "disabled", m.busy)
-        set_if_changed(p.sync, "description", "Syncing…" if m.busy else "Sync material")
+        set_if_changed(p.sync, "description", _("Syncing…") if m.busy else _("Sync material"))
         text = m.error or m.message
         cls = "scip-error" if m.error else "scip-message"
         set_if_changed(p.message, "value", render("message.html", c=cls, t=text) if text else "")

@@ -20,25 +20,28 @@ from typing import Any
 from scip_jupyter.arc.launcher import FIELDS, LIVE, LauncherModel
 from scip_jupyter.options import OptionsError
 
+from scip_jupyter.i18n import N_, _
+
 from ._base import Parts, View, render, run_soon, set_if_changed
 from .monitor import JobMonitorView
 from .status import ClusterStatusView
 
+#: Field labels (English message ids, translated where shown).
 LABELS = {
-    "preset": "Cluster",
-    "account": "Account",
-    "partition": "Partition",
-    "gpu_type": "GPU type",
-    "gpus": "GPUs per job",
-    "walltime": "Walltime",
-    "workers": "Workers",
+    "preset": N_("Cluster"),
+    "account": N_("Account"),
+    "partition": N_("Partition"),
+    "gpu_type": N_("GPU type"),
+    "gpus": N_("GPUs per job"),
+    "walltime": N_("Walltime"),
+    "workers": N_("Workers"),
 }
 #: Buttons and the phases in which each is enabled ("failed": Scale submits again).
 ACTIONS = {
-    "launch": ("Launch", "success", ("idle", "closed", "error")),
-    "scale": ("Scale", "", LIVE),
-    "adapt": ("Adapt", "", LIVE),
-    "shutdown": ("Shutdown", "danger", (*LIVE, "error")),
+    "launch": (N_("Launch"), "success", ("idle", "closed", "error")),
+    "scale": (N_("Scale"), "", LIVE),
+    "adapt": (N_("Adapt"), "", LIVE),
+    "shutdown": (N_("Shutdown"), "danger", (*LIVE, "error")),
 }
 #: Phases whose message is an error, shown in ``parts.alert``.
 ALERT_PHASES = ("failed", "error")
@@ -63,7 +66,7 @@ class LauncherView(View):
 
     def _repr_html_(self) -> str:
         m = self.model
-        return render("launcher.html", phase=m.phase, message=m.message, fields=[(LABELS[f], getattr(m, f)) for f in FIELDS])
+        return render("launcher.html", phase=m.phase, message=m.message, fields=[(_(LABELS[f]), getattr(m, f)) for f in FIELDS])
 
     # ------------------------------------------------------------ building
 
@@ -89,9 +92,9 @@ class LauncherView(View):
             error.add_class("scip-launcher-error")
             p.fields[name], p.errors[name] = field, error
             field.observe(lambda change, name=name: self._on_widget(name, change), names=["value"])
-            rows.append(w.HBox([w.Label(LABELS[name], layout=label_layout), field, error]))
+            rows.append(w.HBox([w.Label(_(LABELS[name]), layout=label_layout), field, error]))
         for action, (text, style, _phases) in ACTIONS.items():
-            button = w.Button(description=text, button_style=style)
+            button = w.Button(description=_(text), button_style=style)
             button.add_class(f"scip-launcher-{action}")
             button.on_click(lambda _b, action=action: self._on_action(action))
             p.buttons[action] = button
@@ -106,7 +109,7 @@ class LauncherView(View):
             w.HTML("<b>ARC launcher</b>"),
             *rows,
             w.HBox(list(p.buttons.values())),
-            w.HBox([w.Label("Cluster state", layout=label_layout), p.phase, p.message]),
+            w.HBox([w.Label(_("Cluster state"), layout=label_layout), p.phase, p.message]),
             p.alert,
             p.monitor_box,
         ])
@@ -225,7 +228,7 @@ class LauncherView(View):
                 m.message = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown in the page; never raised into the comm
             if m.message == before:  # the model did not say why: say it here
-                m.message = f"{ACTIONS[action][0]} failed: {exc}"
+                m.message = _("%(action)s failed: %(error)s") % {"action": _(ACTIONS[action][0]), "error": exc}
 
     def close(self) -> None:
         if self._widget_cache is not None:

@@ -7,20 +7,23 @@ its traits and calls ``refresh()`` / ``cancel(job_id)``.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from scip_jupyter.arc.monitor import JobMonitor, JobRow
+
+from scip_jupyter.i18n import N_, _
 
 from ._base import Parts, Periodic, View, render, run_soon, set_if_changed
 
 #: Columns: (JobRow attribute, header). The job id column comes first.
 COLUMNS = (
-    ("job_id", "Job"),
-    ("state", "State"),
-    ("reason", "Reason"),
-    ("estimated_start", "Est. start"),
-    ("elapsed", "Elapsed"),
-    ("time_limit", "Walltime"),
+    ("job_id", N_("Job")),
+    ("state", N_("State")),
+    ("reason", N_("Reason")),
+    ("estimated_start", N_("Est. start")),
+    ("elapsed", N_("Elapsed")),
+    ("time_limit", N_("Walltime")),
 )
 _WIDTHS = {"job_id": "7em", "state": "6em", "reason": "22em", "estimated_start": "9em", "elapsed": "6em", "time_limit": "6em"}
 
@@ -46,7 +49,7 @@ class JobMonitorView(View):
         return f"JobMonitorView({', '.join(f'{k}={v}' for k, v in sorted(counts.items())) or 'no jobs'})"
 
     def _repr_html_(self) -> str:
-        return render("job_table.html", headers=[h for _, h in COLUMNS], rows=self.model.rows(), error=self.model.error)
+        return render("job_table.html", headers=[_(h) for _a, h in COLUMNS], rows=self.model.rows(), error=self.model.error)
 
     def _build(self):
         import ipywidgets as w
@@ -55,9 +58,9 @@ class JobMonitorView(View):
         p = self.parts
         p.summary = w.Label()
         p.summary.add_class("scip-jobs-summary")
-        p.refresh = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="8em"))
+        p.refresh = w.Button(description=_("Refresh"), icon="refresh", layout=w.Layout(width="8em"))
         p.refresh.on_click(lambda _b: run_soon(self.model.refresh()))
-        p.header = w.HBox([w.HTML(f"<b>{h}</b>", layout=w.Layout(width=_WIDTHS[a])) for a, h in COLUMNS])
+        p.header = w.HBox([w.HTML(f"<b>{html.escape(_(h))}</b>", layout=w.Layout(width=_WIDTHS[a])) for a, h in COLUMNS])
         p.table = w.VBox([])
         p.error = w.Label()
         p.error.add_class("scip-jobs-error")
@@ -87,7 +90,7 @@ class JobMonitorView(View):
             label.add_class(f"scip-job-{attr.replace('_', '-')}")
             setattr(row, attr, label)
             cells.append(label)
-        row.cancel = w.Button(description="Cancel", button_style="warning", layout=w.Layout(width="7em"))
+        row.cancel = w.Button(description=_("Cancel"), button_style="warning", layout=w.Layout(width="7em"))
         row.cancel.add_class("scip-job-cancel")
         row.cancel.on_click(lambda _b, job_id=job_id: run_soon(self.model.cancel(job_id)))
         row.box = w.HBox([*cells, row.cancel])
@@ -138,7 +141,7 @@ def _summary(rows: list[JobRow]) -> str:
     '2 running, 1 pending'
     """
     if not rows:
-        return "No jobs."
+        return _("No jobs.")
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1

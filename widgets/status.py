@@ -10,16 +10,18 @@ from typing import Any
 
 from scip_jupyter.arc.monitor import ClusterStatus, JobMonitor
 
+from scip_jupyter.i18n import N_, _
+
 from ._base import Parts, Periodic, View, render, run_soon, set_if_changed
 
 #: Rows of the status grid: (sub-widget name, label, ClusterStatus attribute).
 ROWS = (
-    ("state", "State", "state"),
-    ("workers_requested", "Workers requested", "workers_requested"),
-    ("workers_pending", "Pending in Slurm", "workers_pending"),
-    ("workers_running", "Running in Slurm", "workers_running"),
-    ("workers_connected", "Connected to Dask", "workers_connected"),
-    ("scheduler_address", "Scheduler", "scheduler_address"),
+    ("state", N_("State"), "state"),
+    ("workers_requested", N_("Workers requested"), "workers_requested"),
+    ("workers_pending", N_("Pending in Slurm"), "workers_pending"),
+    ("workers_running", N_("Running in Slurm"), "workers_running"),
+    ("workers_connected", N_("Connected to Dask"), "workers_connected"),
+    ("scheduler_address", N_("Scheduler"), "scheduler_address"),
 )
 
 
@@ -80,10 +82,10 @@ class ClusterStatusView(View):
             value = w.Label()
             value.add_class(f"scip-status-{name.replace('_', '-')}")
             setattr(p, name, value)
-            rows.append(w.HBox([w.Label(label, layout=w.Layout(width="11em")), value]))
+            rows.append(w.HBox([w.Label(_(label), layout=w.Layout(width="11em")), value]))
         p.dashboard = w.HTML()
         p.dashboard.add_class("scip-status-dashboard")
-        rows.append(w.HBox([w.Label("Dashboard", layout=w.Layout(width="11em")), p.dashboard]))
+        rows.append(w.HBox([w.Label(_("Dashboard"), layout=w.Layout(width="11em")), p.dashboard]))
         p.message = w.Label()
         p.message.add_class("scip-status-message")
         box = w.VBox([p.title, *rows, p.message])

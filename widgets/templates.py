@@ -8,15 +8,15 @@ _STYLE = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; bo
 
 CLUSTER_STATUS = """
 <div class="scip-cluster-status">
-<strong>ARC cluster{% if s.name %} {{ s.name }}{% endif %}</strong>
-{% if s.preset %} &middot; preset {{ s.preset }}{% endif %} &middot; {{ s.state }}
+<strong>{{ _("ARC cluster") }}{% if s.name %} {{ s.name }}{% endif %}</strong>
+{% if s.preset %} &middot; {{ _("preset %(name)s", name=s.preset) }}{% endif %} &middot; {{ s.state }}
 <table style="STYLE">
-<tr><th style="text-align:left">Workers requested</th><td>{{ s.workers_requested }}</td></tr>
-<tr><th style="text-align:left">Pending in Slurm</th><td>{{ s.workers_pending }}</td></tr>
-<tr><th style="text-align:left">Running in Slurm</th><td>{{ s.workers_running }}</td></tr>
-<tr><th style="text-align:left">Connected to Dask</th><td>{{ s.workers_connected }}</td></tr>
-<tr><th style="text-align:left">Scheduler</th><td><code>{{ s.scheduler_address or "(none)" }}</code></td></tr>
-<tr><th style="text-align:left">Dashboard</th><td>{% if dashboard_href %}<a href="{{ dashboard_href }}" target="_blank" rel="noopener">{{ s.dashboard_link }}</a>{% else %}{{ s.dashboard_link or "(none)" }}{% endif %}</td></tr>
+<tr><th style="text-align:left">{{ _("Workers requested") }}</th><td>{{ s.workers_requested }}</td></tr>
+<tr><th style="text-align:left">{{ _("Pending in Slurm") }}</th><td>{{ s.workers_pending }}</td></tr>
+<tr><th style="text-align:left">{{ _("Running in Slurm") }}</th><td>{{ s.workers_running }}</td></tr>
+<tr><th style="text-align:left">{{ _("Connected to Dask") }}</th><td>{{ s.workers_connected }}</td></tr>
+<tr><th style="text-align:left">{{ _("Scheduler") }}</th><td><code>{{ s.scheduler_address or _("(none)") }}</code></td></tr>
+<tr><th style="text-align:left">{{ _("Dashboard") }}</th><td>{% if dashboard_href %}<a href="{{ dashboard_href }}" target="_blank" rel="noopener">{{ s.dashboard_link }}</a>{% else %}{{ s.dashboard_link or _("(none)") }}{% endif %}</td></tr>
 </table>
 {% if s.message %}<p class="scip-message">{{ s.message }}</p>{% endif %}
 </div>
@@ -29,7 +29,7 @@ JOB_TABLE = """
 {% for r in rows %}
 <tr data-job="{{ r.job_id }}"><td>{{ r.job_id }}</td><td>{{ r.state }}</td><td>{{ r.reason }}</td><td>{{ r.estimated_start }}</td><td>{{ r.elapsed }}</td><td>{{ r.time_limit }}</td><td>{{ r.name }}</td></tr>
 {% else %}
-<tr><td colspan="{{ headers|length }}">No jobs.</td></tr>
+<tr><td colspan="{{ headers|length }}">{{ _("No jobs.") }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
@@ -38,39 +38,39 @@ JOB_TABLE = """
 
 LAUNCHER = """
 <div class="scip-launcher">
-<strong>ARC launcher</strong> &middot; {{ phase }}
+<strong>{{ _("ARC launcher") }}</strong> &middot; {{ phase }}
 <table style="STYLE">
 {% for name, value in fields %}
 <tr><th style="text-align:left">{{ name }}</th><td>{{ value }}</td></tr>
 {% endfor %}
 </table>
 {% if message %}<p class="scip-message">{{ message }}</p>{% endif %}
-<p><em>Interactive controls need ipywidgets in JupyterLab.</em></p>
+<p><em>{{ _("Interactive controls need ipywidgets in JupyterLab.") }}</em></p>
 </div>
 """.replace("STYLE", _STYLE)
 
-STATUS_TITLE = """<b>ARC cluster{% if s.name %} {{ s.name }}{% endif %}</b>{% if s.preset %} &middot; preset {{ s.preset }}{% endif %}"""
+STATUS_TITLE = """<b>{{ _("ARC cluster") }}{% if s.name %} {{ s.name }}{% endif %}</b>{% if s.preset %} &middot; {{ _("preset %(name)s", name=s.preset) }}{% endif %}"""
 
-LINK = """{% if href %}<a href="{{ href }}" target="_blank" rel="noopener">{{ text }}</a>{% else %}{{ text or "(none)" }}{% endif %}"""
+LINK = """{% if href %}<a href="{{ href }}" target="_blank" rel="noopener">{{ text }}</a>{% else %}{{ text or _("(none)") }}{% endif %}"""
 
 ERROR = """<span class="scip-error" style="color: var(--jp-error-color1, #c62828)">{{ message }}</span>"""
 
 COURSE_PANEL = """
 <div class="scip-course-panel">
-<strong>Course {{ m.title }}</strong> (<code>{{ m.course }}</code>)
+<strong>{{ _("Course %(title)s", title=m.title) }}</strong> (<code>{{ m.course }}</code>)
 <table style="font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px">
-<tr><th style="text-align:left">Your material version</th><td>{{ m.version }}</td></tr>
-<tr><th style="text-align:left">Current version</th><td>{{ m.current_version }}</td></tr>
-<tr><th style="text-align:left">Update available</th><td>{{ "yes" if m.update_available else "no" }}</td></tr>
-<tr><th style="text-align:left">A sync would</th><td>{{ m.pending_text }}</td></tr>
-<tr><th style="text-align:left">Files you edited (always kept)</th><td>{{ m.edited | join(", ") or "none" }}</td></tr>
+<tr><th style="text-align:left">{{ _("Your material version") }}</th><td>{{ m.version }}</td></tr>
+<tr><th style="text-align:left">{{ _("Current version") }}</th><td>{{ m.current_version }}</td></tr>
+<tr><th style="text-align:left">{{ _("Update available") }}</th><td>{{ _("yes") if m.update_available else _("no") }}</td></tr>
+<tr><th style="text-align:left">{{ _("A sync would") }}</th><td>{{ m.pending_text }}</td></tr>
+<tr><th style="text-align:left">{{ _("Files you edited (always kept)") }}</th><td>{{ m.edited | join(", ") or _("none") }}</td></tr>
 </table>
 {% if m.message %}<p class="scip-message">{{ m.message }}</p>{% endif %}
 {% if m.error %}<p class="scip-error">{{ m.error }}</p>{% endif %}
 </div>
 """
 
-COURSE_TITLE = """<b>Course {{ t }}</b> (<code>{{ c }}</code>)"""
+COURSE_TITLE = """<b>{{ _("Course %(title)s", title=t) }}</b> (<code>{{ c }}</code>)"""
 
 MESSAGE = """<span class="{{ c }}">{{ t }}</span>"""
 
