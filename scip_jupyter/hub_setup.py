@@ -83,6 +83,7 @@ def _service_url(wiring: "Wiring", name: str, url: str) -> None:
 
 #: Features wired after the core ones: `feature(c, setup, wiring) -> None`.
 FEATURES: list[Callable[[object, HubSetup, Wiring], None]] = []
+FEATURES.append(lambda c, s, w: __import__("scip_jupyter.home.hub", fromlist=["_"]).configure_home(c, s, w))  # home page, hub pages in en/fr
 FEATURES.append(lambda c, s, w: __import__("scip_jupyter.culling.hub", fromlist=["_"]).configure_gpu(c, s, w))  # GPU culling, budgets (scip-gpu service)
 
 
