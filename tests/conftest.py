@@ -5,7 +5,9 @@ it cannot start (never skips)."""
 pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.slurm",
+    "tests.fixtures.postgres",
     "tests.fixtures.hub",
+    "tests.fixtures.prometheus",
     "tests.fixtures.k8s",
     "tests.fixtures.browser",
 ]

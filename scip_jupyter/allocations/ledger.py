@@ -15,17 +15,33 @@ last slot of an account are serialised by that lock, so only one gets it.
   other transaction's committed reservation.
 
 Times are naive UTC datetimes. Tables: `scip_reservations`, `scip_allocation_events`,
-`scip_allocation_accounts`; created on first use.
+`scip_allocation_accounts`, `scip_slurm_usage`; created and upgraded on first use by
+the Alembic migrations in `migrations/` (`migrate`), under a lock so that replicas
+starting together migrate once.
+
+Hub replicas may share one ledger: each reservation records the hub that made it
+(`hub_id`, from `$SCIP_HUB_ID`), and a hub's stale-holding sweep releases only its
+own holdings (and unowned ones from before holdings had a hub).
+
+Slurm jobs our servers submitted are recorded from Slurm's own accounting
+(`record_slurm_jobs`, fed by `usage_sacct.SacctReconciler`): one row per job or
+array task keyed by (cluster, job id), so re-reading sacct updates rows and never
+counts a job twice. Their GPU-hours count against the account's `gpu_hours`
+alongside notebook servers' (not against `max_gpus`: Slurm's GrpTRES holds those).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from sqlalchemy import DateTime, Float, Index, Integer, String, Text, create_engine, event, or_, select
+from sqlalchemy import (
+    DateTime, Float, Index, Integer, String, Text, UniqueConstraint, create_engine, event, inspect, or_, select, text,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -37,6 +53,14 @@ from .quotas import Unlisted
 DEFAULT_URL = "sqlite:///scip-allocations.sqlite"
 #: Seconds a SQLite writer waits for another's lock before failing.
 SQLITE_BUSY_TIMEOUT = 60
+#: Environment variable naming this hub among replicas that share a ledger.
+HUB_ID_ENV = "SCIP_HUB_ID"
+#: The revision `migrate` brings a database to (migrations/versions/).
+HEAD_REVISION = "0002"
+#: The revision of a database whose tables `create_all` made before migrations existed.
+FIRST_REVISION = "0001"
+#: PostgreSQL advisory lock key held while migrating (one migration at a time).
+_MIGRATION_LOCK = 0x5C1B_A110
 
 
 def utcnow() -> dt.datetime:
@@ -61,10 +85,12 @@ class Reservation(Base):
     gpu_weight: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    hub: Mapped[str] = mapped_column(String(128), default="", server_default="")
 
     __table_args__ = (
         Index("ix_scip_reservations_account", "account", "released_at"),
         Index("ix_scip_reservations_server", "user", "server", "released_at"),
+        Index("ix_scip_reservations_hub", "hub", "released_at"),
     )
 
     def holding(self) -> Holding:
@@ -89,6 +115,57 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text, default="")
 
 
+class SlurmUsage(Base):
+    """One Slurm job (or array task) our servers submitted, as Slurm's accounting reports it."""
+
+    __tablename__ = "scip_slurm_usage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64))  # "<job>" or "<array job>_<task>"
+    user: Mapped[str] = mapped_column(String(255))  # the hub user (job tags), else the Slurm user
+    server: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    slurm_user: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    slurm_account: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    account: Mapped[str] = mapped_column(String(128), default="", server_default="")  # ledger key, "" unmetered
+    flavour: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    gpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gpu_weight: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # GPU-hours per hour
+    state: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("cluster", "job_id", name="uq_scip_slurm_usage_job"),
+        Index("ix_scip_slurm_usage_account", "account", "ended_at"),
+        Index("ix_scip_slurm_usage_started", "started_at"),
+    )
+
+    def holding(self, now: dt.datetime) -> Holding:
+        # Never "active" for the policy: Slurm's GrpTRES limits concurrent GPUs of jobs.
+        return Holding(self.user, f"slurm:{self.cluster}:{self.job_id}", self.account, self.flavour, self.gpus,
+                       self.gpu_weight, self.started_at or now, min(self.ended_at or now, now))
+
+
+@dataclass(frozen=True)
+class SlurmJobRecord:
+    """One job as read from sacct, ready for the ledger (`Ledger.record_slurm_jobs`)."""
+
+    cluster: str
+    job_id: str
+    user: str
+    server: str
+    slurm_user: str
+    slurm_account: str
+    account: str
+    flavour: str | None
+    gpus: int
+    gpu_weight: float
+    state: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+
 class AccountLock(Base):
     """One row per paying account: what `reserve` locks (FOR UPDATE) before deciding."""
 
@@ -110,6 +187,41 @@ class EventRecord:
     units: int
     reservation_id: int | None
     message: str
+
+
+def default_hub_id() -> str:
+    """This hub's name among replicas sharing a ledger: `$SCIP_HUB_ID`, else "" (a single hub)."""
+    return os.environ.get(HUB_ID_ENV, "")
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the ledger's tables to HEAD_REVISION (Alembic); returns the revision it found.
+
+    Runs in one transaction under the database's write lock (SQLite: BEGIN
+    IMMEDIATE; PostgreSQL: an advisory lock), so processes starting together
+    migrate once. Tables made before migrations existed are stamped 0001 first.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as probe:
+        tables = set(inspect(probe).get_table_names())
+        if "alembic_version" in tables and MigrationContext.configure(probe).get_current_revision() == HEAD_REVISION:
+            return HEAD_REVISION
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        found = MigrationContext.configure(connection).get_current_revision()
+        config.attributes["connection"] = connection
+        if found is None and "scip_reservations" in set(inspect(connection).get_table_names()):
+            command.stamp(config, FIRST_REVISION)  # made by create_all before migrations existed
+            found = FIRST_REVISION
+        if found != HEAD_REVISION:
+            command.upgrade(config, "head")
+    return found or "empty"
 
 
 def make_engine(url: str, immediate: bool = True) -> Engine:
@@ -141,11 +253,12 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
 class Ledger:
     """Reservations and audit events; thread-safe (one session per call)."""
 
-    def __init__(self, url: str = DEFAULT_URL, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, url: str = DEFAULT_URL, clock: Callable[[], dt.datetime] = utcnow, hub_id: str | None = None):
         self.url = url
         self.clock = clock
+        self.hub_id = default_hub_id() if hub_id is None else hub_id
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         parsed = make_url(url)
         sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
@@ -174,6 +287,7 @@ class Ledger:
                 row = Reservation(
                     user=request.user, server=request.server, profile=request.profile, account=decision.account_key,
                     flavour=request.flavour, units=request.units, gpu_weight=request.gpu_weight, started_at=now,
+                    hub=self.hub_id,
                 )
                 session.add(row)
                 session.flush()
@@ -195,23 +309,56 @@ class Ledger:
     def release_stale(
         self, running: Iterable[tuple[str, str]], started_before: dt.datetime, reason: str = "server not running"
     ) -> list[int]:
-        """End every holding that started before `started_before` whose (user, server) is not in `running`.
+        """End every holding of this hub that started before `started_before` whose (user, server) is not in `running`.
 
         `running` is a snapshot taken at `started_before`: a holding that started
-        later belongs to a spawn the snapshot could not see, and is kept.
+        later belongs to a spawn the snapshot could not see, and is kept. Only this
+        hub's holdings (`hub_id`) and unowned ones (hub "") are looked at: another
+        replica's servers are not in this hub's snapshot, and are not released.
         """
         running = set(running)
         now = self.clock()
         with self._session.begin() as session:
             query = select(Reservation).where(
-                Reservation.released_at.is_(None), Reservation.started_at < started_before
+                Reservation.released_at.is_(None), Reservation.started_at < started_before,
+                Reservation.hub.in_(sorted({self.hub_id, ""})),
             )
             rows = session.scalars(query).all()
-            released = []
-            for row in rows:
-                if (row.user, row.server) not in running:
-                    released.extend(self._release(session, row.user, row.server, now, reason))
-            return released
+            return self._release_rows(session, [r for r in rows if (r.user, r.server) not in running], now, reason)
+
+    def record_slurm_jobs(self, records: Iterable[SlurmJobRecord]) -> tuple[int, int]:
+        """Insert or update Slurm jobs by (cluster, job id); returns (new, updated). Idempotent."""
+        records = list(records)
+        if not records:
+            return 0, 0
+        now = self.clock()
+        new = updated = 0
+        with self._session.begin() as session:
+            for chunk_start in range(0, len(records), 500):
+                chunk = records[chunk_start:chunk_start + 500]
+                by_key = {(r.cluster, r.job_id): r for r in chunk}
+                clusters = sorted({k[0] for k in by_key})
+                existing = {
+                    (row.cluster, row.job_id): row
+                    for row in session.scalars(
+                        select(SlurmUsage).where(
+                            SlurmUsage.cluster.in_(clusters), SlurmUsage.job_id.in_(sorted({k[1] for k in by_key}))
+                        )
+                    )
+                }
+                for key, r in by_key.items():
+                    row = existing.get(key)
+                    if row is None:
+                        row = SlurmUsage(cluster=r.cluster, job_id=r.job_id)
+                        session.add(row)
+                        new += 1
+                    else:
+                        updated += 1
+                    for name in ("user", "server", "slurm_user", "slurm_account", "account", "flavour", "gpus",
+                                 "gpu_weight", "state", "started_at", "ended_at"):
+                        setattr(row, name, getattr(r, name))
+                    row.updated_at = now
+        return new, updated
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -221,6 +368,37 @@ class Ledger:
             return []
         with self._read.begin() as session:
             return self._holdings(session, sorted(set(accounts)), since or self.clock())
+
+    def slurm_jobs(self, cluster: str | None = None, open_only: bool = False) -> list[SlurmJobRecord]:
+        """Slurm jobs recorded from sacct (oldest first); `open_only`: those not yet ended."""
+        query = select(SlurmUsage).order_by(SlurmUsage.id)
+        if cluster is not None:
+            query = query.where(SlurmUsage.cluster == cluster)
+        if open_only:
+            query = query.where(SlurmUsage.ended_at.is_(None))
+        with self._read.begin() as session:
+            return [
+                SlurmJobRecord(r.cluster, r.job_id, r.user, r.server, r.slurm_user, r.slurm_account, r.account,
+                               r.flavour, r.gpus, r.gpu_weight, r.state, r.started_at, r.ended_at)
+                for r in session.scalars(query)
+            ]
+
+    def intervals(self, since: dt.datetime, until: dt.datetime) -> tuple[list[Reservation], list[SlurmUsage]]:
+        """Server reservations and Slurm jobs that overlap [since, until) (for usage reports)."""
+        with self._read.begin() as session:
+            servers = session.scalars(
+                select(Reservation).where(
+                    Reservation.gpu_weight > 0, Reservation.started_at < until,
+                    or_(Reservation.released_at.is_(None), Reservation.released_at > since),
+                ).order_by(Reservation.id)
+            ).all()
+            jobs = session.scalars(
+                select(SlurmUsage).where(
+                    SlurmUsage.gpu_weight > 0, SlurmUsage.started_at.is_not(None), SlurmUsage.started_at < until,
+                    or_(SlurmUsage.ended_at.is_(None), SlurmUsage.ended_at > since),
+                ).order_by(SlurmUsage.id)
+            ).all()
+            return list(servers), list(jobs)
 
     def active(self) -> list[Holding]:
         with self._read.begin() as session:
@@ -262,29 +440,40 @@ class Ledger:
             except IntegrityError:
                 pass  # another process created it first
 
-    @staticmethod
-    def _holdings(session: Session, keys: Sequence[str], since: dt.datetime) -> list[Holding]:
+    def _holdings(self, session: Session, keys: Sequence[str], since: dt.datetime) -> list[Holding]:
+        """Holdings of these accounts that are active or ended after `since`: servers, then Slurm jobs."""
         if not keys:
             return []
         query = select(Reservation).where(
             Reservation.account.in_(list(keys)),
             or_(Reservation.released_at.is_(None), Reservation.released_at > since),
         )
-        return [r.holding() for r in session.scalars(query)]
+        out = [r.holding() for r in session.scalars(query)]
+        jobs = select(SlurmUsage).where(
+            SlurmUsage.account.in_(list(keys)), SlurmUsage.gpu_weight > 0, SlurmUsage.started_at.is_not(None),
+            or_(SlurmUsage.ended_at.is_(None), SlurmUsage.ended_at > since),
+        )
+        now = self.clock()
+        out.extend(j.holding(now) for j in session.scalars(jobs))
+        return out
 
-    @staticmethod
-    def _release(session: Session, user: str, server: str, now: dt.datetime, reason: str) -> list[int]:
+    @classmethod
+    def _release(cls, session: Session, user: str, server: str, now: dt.datetime, reason: str) -> list[int]:
         rows = session.scalars(
             select(Reservation).where(
                 Reservation.user == user, Reservation.server == server, Reservation.released_at.is_(None)
             )
         ).all()
+        return cls._release_rows(session, rows, now, reason)
+
+    @staticmethod
+    def _release_rows(session: Session, rows: Sequence[Reservation], now: dt.datetime, reason: str) -> list[int]:
         for row in rows:
             row.released_at = now
             session.add(
                 Event(
-                    at=now, kind="release", user=user, server=server, profile=row.profile, account=row.account,
-                    flavour=row.flavour, units=row.units, reservation_id=row.id, message=reason,
+                    at=now, kind="release", user=row.user, server=row.server, profile=row.profile,
+                    account=row.account, flavour=row.flavour, units=row.units, reservation_id=row.id, message=reason,
                 )
             )
         return [row.id for row in rows]
@@ -295,7 +484,7 @@ _ledgers_lock = threading.Lock()
 
 
 def ledger_for(url: str) -> Ledger:
-    """One Ledger (engine, connection pool) per URL in this process."""
+    """One Ledger (engine, connection pool) per URL in this process (its hub id from `$SCIP_HUB_ID`)."""
     with _ledgers_lock:
         ledger = _ledgers.get(url)
         if ledger is None:

@@ -1,4 +1,7 @@
-"""The ledger: atomic reserve (threads and processes racing for the last slot), release, audit events."""
+"""The ledger: atomic reserve (threads and processes racing for the last slot), release, audit events.
+
+Every test runs on SQLite and on the real PostgreSQL of scripts/postgres-local (marker `postgres`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import scip_jupyter.allocations.ledger as ledger_module
 from scip_jupyter.allocations.ledger import Ledger
 from scip_jupyter.allocations.policy import Request, accounts_for
 from scip_jupyter.allocations.quotas import Allocations, Unlisted
+from tests.fixtures.postgres import BACKENDS, database_url
 
 ALLOCATIONS = Allocations.model_validate(
     {"groups": {"lab": {"max_gpus": {"h100": 2, "h100_1g.10gb": 7}, "gpu_hours": 10}}}
@@ -37,9 +41,14 @@ def reserve(ledger, user, server="", groups=("lab",), allocations=ALLOCATIONS, *
     return ledger.reserve(r, accounts_for(r, groups, allocations, None, ledger.clock()), allocations.unlisted)
 
 
+@pytest.fixture(params=BACKENDS)
+def url(request, tmp_path):
+    return database_url(request, request.param, tmp_path)
+
+
 @pytest.fixture
-def ledger(tmp_path):
-    led = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}", clock=Clock())
+def ledger(url):
+    led = Ledger(url, clock=Clock())
     yield led
     led.dispose()
 
@@ -127,9 +136,8 @@ def test_holdings_include_recently_ended(ledger):
 
 
 @pytest.mark.parametrize("contenders, slots", [(8, 1), (12, 2)])
-def test_threads_racing_for_the_last_slots_get_exactly_that_many(tmp_path, monkeypatch, contenders, slots):
-    """Each thread has its own Ledger (engine, connections) on one SQLite file, like hub replicas."""
-    url = f"sqlite:///{tmp_path / 'race.sqlite'}"
+def test_threads_racing_for_the_last_slots_get_exactly_that_many(url, monkeypatch, contenders, slots):
+    """Each thread has its own Ledger (engine, connections) on one database, like hub replicas."""
     allocations = Allocations.model_validate({"groups": {"lab": {"max_gpus": {"h100": slots}}}})
     Ledger(url).dispose()  # create the tables once
     inside, peak, guard = [0], [0], threading.Lock()
@@ -184,8 +192,7 @@ def _process_contender(url: str, user: str, barrier, out) -> None:
     led.dispose()
 
 
-def test_processes_racing_for_the_last_slot_get_one(tmp_path):
-    url = f"sqlite:///{tmp_path / 'race.sqlite'}"
+def test_processes_racing_for_the_last_slot_get_one(url):
     Ledger(url).dispose()
     ctx = multiprocessing.get_context("spawn")
     contenders = 4
@@ -202,3 +209,39 @@ def test_processes_racing_for_the_last_slot_get_one(tmp_path):
     assert len(final.active()) == 1
     assert sorted(e.kind for e in final.events()) == ["deny"] * (contenders - 1) + ["reserve"]
     final.dispose()
+
+
+# --- hub replicas sharing one ledger ------------------------------------------------------------
+
+
+def test_one_hubs_sweep_leaves_the_other_hubs_holdings(url):
+    clock = Clock()
+    hub_a, hub_b = Ledger(url, clock=clock, hub_id="hub-a"), Ledger(url, clock=clock, hub_id="hub-b")
+    try:
+        assert reserve(hub_a, "ana").allowed and reserve(hub_b, "bob").allowed
+        clock.now = NOW + dt.timedelta(seconds=5)
+        # hub-a runs nothing any more; bob's server runs on hub-b, which hub-a cannot see.
+        assert len(hub_a.release_stale(set(), started_before=clock.now)) == 1
+        assert [h.user for h in hub_b.active()] == ["bob"]
+        assert hub_b.release_stale({("bob", "")}, started_before=clock.now) == []
+    finally:
+        hub_a.dispose()
+        hub_b.dispose()
+
+
+def test_two_ledgers_opening_a_new_database_at_once_migrate_it_once(url):
+    errors, start = [], threading.Barrier(4)
+
+    def open_it():
+        try:
+            start.wait()
+            Ledger(url).dispose()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
