@@ -11,6 +11,11 @@ For a logged-in user enrolled in an active course it
 
 Refusals name the reason: unknown course (404), not enrolled, course not active
 (403), course allocation full (429), bad notebook path (400).
+
+The link changes state (group membership, a server start), so only a navigation
+made on the hub itself, typed or bookmarked (`Sec-Fetch-Site: same-origin` or
+`none`) goes on at once; a link followed from another site shows a confirmation
+page whose POST carries the hub's `_xsrf` token (cross-site request forgery).
 """
 
 from __future__ import annotations
@@ -24,9 +29,14 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from ..config import ConfigError
+from ..templating import render
 from ..i18n import _
 from .registry import Course, cached_registry
 from .student import CourseRequestError, check_notebook
+
+
+#: Sec-Fetch-Site values of a navigation the person made on the hub itself (or typed, or bookmarked).
+SAME_SITE = frozenset({"same-origin", "none"})
 
 
 def _today() -> dt.date:
@@ -68,12 +78,12 @@ class CourseLaunchHandler(BaseHandler):
             self.log.info("course %s: added %s to group %s", course.id, user.name, name)
         self.db.commit()
 
-    @web.authenticated
-    async def get(self, course_id: str):
+    def _checked(self, course_id: str, notebook_value: str) -> tuple[Course, str]:
+        """Every refusal, before anything changes: unknown course, bad notebook, not enrolled, not active."""
         user = self.current_user
         course = self._course(course_id)
         try:
-            notebook = check_notebook(self.get_argument("notebook", ""))
+            notebook = check_notebook(notebook_value)
         except CourseRequestError as exc:
             raise web.HTTPError(400, str(exc)) from None
         groups = [g.name for g in user.groups]
@@ -83,8 +93,41 @@ class CourseLaunchHandler(BaseHandler):
         if state != "active":
             when = f"ended on {course.end}" if state == "ended" else f"starts on {course.start}"
             raise web.HTTPError(403, f"course: {course.id} {when}; its launch link starts no server now")
-        self._ensure_member(user, course)
+        return course, notebook
 
+    def _from_this_site(self) -> bool:
+        """A navigation the person made here (the hub's own pages, the address bar, a bookmark).
+
+        Browsers send Sec-Fetch-Site; a link on another site says `cross-site`, and
+        a client that sends nothing is treated as another site too.
+        """
+        return self.request.headers.get("Sec-Fetch-Site", "").lower() in SAME_SITE
+
+    @web.authenticated
+    async def get(self, course_id: str):
+        course, notebook = self._checked(course_id, self.get_argument("notebook", ""))
+        if self._from_this_site():
+            return self._launch(course, notebook)
+        # The link came from elsewhere (a course website, a mail, or an attacker's page): changing
+        # state on such a GET would let any site start servers, so the person confirms with a POST.
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.set_header("X-Frame-Options", "DENY")
+        self.finish(render(
+            "course_launch.html", title=course.title, profile=course.default_profile, notebook=notebook,
+            action=self.request.path, xsrf=self.xsrf_token.decode("ascii"),
+            home=url_path_join(self.hub.base_url, "home"), css=url_path_join(self.hub.base_url, "static/css/style.min.css"),
+        ))
+
+    @web.authenticated
+    async def post(self, course_id: str):
+        # JupyterHub checked the _xsrf token of this cookie-authenticated POST before we run.
+        course, notebook = self._checked(course_id, self.get_body_argument("notebook", ""))
+        self._launch(course, notebook)
+
+    def _launch(self, course: Course, notebook: str) -> None:
+        user = self.current_user
+        self._ensure_member(user, course)
         args = {"course": course.id}
         if notebook:
             args["notebook"] = notebook

@@ -24,7 +24,8 @@ def _follow(hub, session: requests.Session, path: str, limit: int = 60) -> reque
     """Follow redirects like a browser, waiting on the spawn-pending page; returns the last response."""
     url = hub.url + path
     for _ in range(limit):
-        r = session.get(url, allow_redirects=False, timeout=60)
+        # as a browser following a link on the hub's own pages (a link from elsewhere asks first)
+        r = session.get(url, allow_redirects=False, timeout=60, headers={"Sec-Fetch-Site": "same-origin"})
         if r.status_code in (301, 302, 303, 307):
             loc = r.headers["Location"]
             url = hub.url + loc if loc.startswith("/") else loc
