@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -67,8 +67,9 @@ def _reset_one(course_id: str, snap: Snapshot, folder: str) -> dict:
     return reset_folder(course_id, snap, folder).to_dict()
 
 
-def _status_one(username: str, course_id: str, folder: str, files: dict, version: str) -> StudentStatus:
-    return folder_status(username, course_id, folder, files, version)
+def _status_one(username: str, course_id: str, folder: str, files: dict, version: str) -> dict:
+    # plain data: it comes back from a worker running as the student (runas.py)
+    return asdict(folder_status(username, course_id, folder, files, version))
 
 
 def _run(homes: Homes, username: str, fn: Callable, *args) -> Outcome:
@@ -99,7 +100,8 @@ def status_student(course: Course, snap: Snapshot, homes: Homes, username: str) 
                              notebooks=sorted(p for p in snap.files if p.endswith(".ipynb")),
                              error="never started a server")
     try:
-        return call_as_owner_of(root, _status_one, username, course.id, str(folder), dict(snap.files), snap.version)
+        data = call_as_owner_of(root, _status_one, username, course.id, str(folder), dict(snap.files), snap.version)
+        return StudentStatus(**{f.name: data[f.name] for f in fields(StudentStatus) if f.name in data})
     except (RunAsError, OSError) as exc:
         return StudentStatus(username, course.id, current_version=snap.version, error=str(exc))
 
