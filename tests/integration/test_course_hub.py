@@ -85,6 +85,45 @@ def test_instructor_reaches_their_students_server_and_nobody_else_does(hub, laun
     assert r.status_code == 403
 
 
+def test_a_fellow_student_of_the_course_cannot_reach_another_students_server(hub, launched):
+    # student2 takes the same course (in its students group), yet student1's server is student1's alone
+    assert hub.api("POST", "/users/student2").status_code in (201, 409)
+    assert hub.api("POST", "/groups/course-intro-gpu-students/users", json={"users": ["student2"]}).status_code == 200
+    fellow = _token(hub, "student2")
+    for method, path, body in (
+        ("GET", "/user/student1/scip/api/course/status?course=intro-gpu", None),
+        ("POST", "/user/student1/scip/api/course/sync", {"course": "intro-gpu"}),
+        ("POST", "/user/student1/scip/api/course/reset", {"course": "intro-gpu"}),
+        ("GET", "/user/student1/scip/api/course/launch?course=intro-gpu", None),
+    ):
+        r = requests.request(method, hub.url + path, json=body, headers=fellow, allow_redirects=False, timeout=30)
+        assert r.status_code == 403, (method, path, r.status_code, r.text[:200])
+    folder = hub.state_dir / "hub" / "home" / "student1" / "courses"
+    before = sorted(p.name for p in folder.iterdir())
+    requests.post(hub.url + "/user/student1/scip/api/course/reset", json={"course": "intro-gpu"}, headers=fellow, timeout=30)
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_the_extension_refuses_whoever_the_hub_lets_in_but_is_neither_owner_nor_instructor(hub, launched):
+    # the hub's admin service may reach every server; the course extension still refuses it to change
+    # a student's course folder (with JUPYTERHUB_USER set, as in every hub-started server)
+    folder = hub.state_dir / "hub" / "home" / "student1" / "courses"
+    before = sorted(p.name for p in folder.iterdir())
+    r = requests.post(hub.url + "/user/student1/scip/api/course/reset", json={"course": "intro-gpu"},
+                      headers=hub.headers, timeout=60)
+    assert r.status_code == 403 and "neither the owner of this server nor an instructor of intro-gpu" in r.text, r.text
+    r = requests.post(hub.url + "/user/student1/scip/api/course/sync", json={"course": "intro-gpu"},
+                      headers=hub.headers, timeout=60)
+    assert r.status_code == 403, r.text
+    r = requests.get(hub.url + "/user/student1/scip/api/course/launch?course=intro-gpu", headers=hub.headers,
+                     allow_redirects=False, timeout=60)
+    assert r.status_code == 403 and "only in your own server" in r.text, r.text
+    assert sorted(p.name for p in folder.iterdir()) == before
+    # reading status stays open to whoever the hub lets in (the hub decided already)
+    r = requests.get(hub.url + "/user/student1/scip/api/course/status?course=intro-gpu", headers=hub.headers, timeout=60)
+    assert r.status_code == 200, r.text
+
+
 def test_instructor_resets_a_student_through_the_hub(hub, launched):
     folder = hub.state_dir / "hub" / "home" / "student1" / "courses" / "intro-gpu"
     r = requests.post(hub.url + "/user/student1/scip/api/course/reset", json={"course": "intro-gpu"},
