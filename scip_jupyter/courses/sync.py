@@ -321,12 +321,16 @@ def apply_plan(plan: Plan, source: str | os.PathLike, dest: str | os.PathLike, n
     dest.mkdir(parents=True, exist_ok=True)
     result = Result(plan.course, plan.version)
     manifest = Manifest(plan.course, plan.version, "", dict(plan.manifest.files), dict(plan.manifest.offered))
-    for action in plan.actions:
+    # removals first: material that turned from a folder into a file (or back) lands in the same sync
+    for action in sorted(plan.actions, key=lambda a: a.kind is not Kind.remove):
         target = dest / (action.target or action.path)
         try:
             if not safe_relpath(action.target or action.path):
                 raise RuntimeError("not a plain relative path: left alone")
             if action.kind in (Kind.add, Kind.update, Kind.rename):
+                blocker = _in_the_way(target, dest)
+                if blocker:
+                    raise _Blocked(blocker)
                 if _current(target) != action.expect:
                     raise _Changed()
                 if action.expect != action.hash:  # a rename whose copy is already there writes nothing
@@ -343,6 +347,9 @@ def apply_plan(plan: Plan, source: str | os.PathLike, dest: str | os.PathLike, n
         except _Changed:
             result.skipped.append((action, "changed by you during the sync: your version kept"))
             _undo_manifest(manifest, plan, action)
+        except _Blocked as exc:
+            result.skipped.append((action, str(exc)))
+            _undo_manifest(manifest, plan, action)
         except (OSError, RuntimeError) as exc:
             result.skipped.append((action, str(exc)))
             _undo_manifest(manifest, plan, action)
@@ -353,6 +360,29 @@ def apply_plan(plan: Plan, source: str | os.PathLike, dest: str | os.PathLike, n
 
 class _Changed(Exception):
     pass
+
+
+class _Blocked(Exception):
+    pass
+
+
+def _in_the_way(target: Path, dest: Path) -> str:
+    """What of the student's stands where material should go ("" when nothing does).
+
+    A folder (or link) at the target, or a file at one of its parents: the material
+    is not delivered there and the student's file or folder is kept.
+    """
+    rel = target.relative_to(dest).as_posix()
+    if target.is_symlink() and not target.is_file():
+        return f"{rel}: your link is in the way: your link kept"
+    if target.is_dir():
+        return f"{rel}: your folder is in the way: your folder kept"
+    parent = target.parent
+    while parent != dest and dest in parent.parents:
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            return f"{parent.relative_to(dest).as_posix()}: your file is in the way of {rel}: your file kept"
+        parent = parent.parent
+    return ""
 
 
 def _undo_manifest(manifest: Manifest, plan: Plan, action: Action) -> None:
