@@ -418,7 +418,8 @@ def compose(
             problem = _("{value!r} is out of range for cluster {cluster!r}").format(value=value, cluster=preset.name)
             if name in given:
                 raise _refuse(name, problem, allowed) from None
-            c.warnings.append(_("{source}: {problem}; not used").format(source=origin(name), problem=problem))
+            c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
+                source=origin(name), value=value, problem=problem))
             c.job.pop(name, None)
 
     if "job_name" in given or "job_name" in config:
@@ -482,7 +483,8 @@ def compose(
         except ARCRequestError as exc:
             if name in given:
                 raise
-            c.warnings.append(_("{source}: {problem}; not used").format(source=origin(name), problem=exc.problem))
+            c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
+                source=origin(name), value=value, problem=exc.problem))
         else:
             c.cluster[name] = text
     if "job_cls" in given:
@@ -536,8 +538,8 @@ def _compose_network(c: Composition, preset, given, config, network: dict, origi
     configured = config.get("scheduler_options")
     if configured is not None:
         if not isinstance(configured, Mapping):
-            c.warnings.append(_("{source}: {value!r} is not a mapping; not used").format(
-                source=origin("scheduler_options"), value=configured))
+            c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
+                source=origin("scheduler_options"), value=configured, problem=_("it is not a mapping")))
             configured = {}
         for key, value in configured.items():
             if key in ("host", "interface", "contact_address", "port") and not overridden and key not in explicit:
