@@ -11,7 +11,10 @@ streams. A few gaps matter to KubeSpawner and are shimmed HERE, in tests only:
 `FakeKubelet` plays scheduler and node: it watches pods over HTTP and patches
 each new pod to be bound to its node and Running with a loopback pod IP and
 ready containers, which is all KubeSpawner's start waits for. Nothing listens
-on that IP.
+on that IP (unless `runner` is set: then it starts the pod's command, see
+tests/fixtures/k8s_hub.py). `trouble(pod)` may instead return one of
+UNSCHEDULABLE, IMAGE_PULL, CRASH: the kubelet then reports it as a real cluster
+does (a Warning event and the pod's status), and the pod stays Pending.
 
 Both are used by tests/fixtures/k8s.py and benchmarks/kube_spawn.py.
 """
@@ -25,7 +28,7 @@ import itertools
 import json
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import attrs
@@ -33,6 +36,7 @@ import kmock
 from kmock._internal import enums, rendering  # the emulator's own request model
 
 KUBELET_AGENT = "scip-fake-kubelet"
+UNSCHEDULABLE, IMAGE_PULL, CRASH = "unschedulable", "image-pull", "crash"
 
 
 def _now() -> str:
@@ -134,6 +138,11 @@ class FakeKubelet:
         self.url = url.rstrip("/")
         self.node_name = node_name
         self.started = 0
+        #: pod -> None (run it) or UNSCHEDULABLE / IMAGE_PULL / CRASH (tests set it)
+        self.trouble: Callable[[dict[str, Any]], str | None] = lambda pod: None
+        #: async pod -> None: start what the pod runs at its pod IP (tests set it)
+        self.runner: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.troubles_reported: list[tuple[str, str]] = []
         self._task: asyncio.Task | None = None
         self._ips = itertools.count(1)
 
@@ -165,6 +174,10 @@ class FakeKubelet:
 
     async def _run_pod(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
+        trouble = self.trouble(pod)
+        if trouble:
+            await self._report(pod, trouble)
+            return
         n = next(self._ips)
         containers = [c["name"] for c in pod["spec"]["containers"]]
         patch = {
@@ -182,11 +195,48 @@ class FakeKubelet:
             }
         }
         url = f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+        if self.runner is not None:
+            await self.runner({**pod, "status": {**pod.get("status", {}), **patch["status"]}})
+        await self._patch(url, patch)
+        self.started += 1
+
+    async def _patch(self, url: str, patch: dict[str, Any]) -> None:
         async with self._session.patch(
             url, data=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
         ) as resp:
             resp.raise_for_status()
-        self.started += 1
+
+    async def _report(self, pod: dict[str, Any], trouble: str) -> None:
+        """What the scheduler or the kubelet says about a pod that cannot run."""
+        meta = pod["metadata"]
+        container = pod["spec"]["containers"][0]
+        limits = (container.get("resources") or {}).get("limits") or {}
+        gpu = next((k for k in limits if k.startswith("nvidia.com/")), "cpu")
+        if trouble == UNSCHEDULABLE:
+            message = f"0/8 nodes are available: 8 Insufficient {gpu}. preemption: 0/8 nodes are available: 8 No preemption victims found for incoming pod."
+            reason, status = "FailedScheduling", {"conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}
+        elif trouble == IMAGE_PULL:
+            message = f'Failed to pull image "{container["image"]}": rpc error: code = NotFound desc = failed to pull and unpack image: not found'
+            reason, status = "Failed", {"containerStatuses": [
+                {"name": container["name"], "ready": False, "restartCount": 0, "image": container["image"], "imageID": "",
+                 "state": {"waiting": {"reason": "ErrImagePull", "message": message}}}]}
+        else:
+            message = "Back-off restarting failed container notebook in pod"
+            reason, status = "BackOff", {"containerStatuses": [
+                {"name": container["name"], "ready": False, "restartCount": 5, "image": container["image"], "imageID": "",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": message}}}]}
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:8]}", "namespace": meta["namespace"]},
+            "involvedObject": {"kind": "Pod", "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid", "")},
+            "reason": reason, "message": message, "type": "Warning", "count": 1,
+            "firstTimestamp": _now(), "lastTimestamp": _now(), "source": {"component": "default-scheduler"},
+        }
+        async with self._session.post(f"{self.url}/api/v1/namespaces/{meta['namespace']}/events", json=event) as resp:
+            resp.raise_for_status()
+        await self._patch(f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", {"status": status})
+        self.troubles_reported.append((meta["name"], trouble))
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:

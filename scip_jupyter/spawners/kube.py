@@ -13,20 +13,31 @@ does the rest (pod manifest, API calls, reflectors). What this class adds:
   settings, so a GPU limit would otherwise survive a switch to a CPU profile);
 * the spawn form is the mixin's (autoescaped, the same as the local spawner's),
   with free GPUs per profile from `availability.KubeAvailability` (node and pod
-  lists, cached for `availability_ttl`, shared by every spawner of the hub).
+  lists, cached for `availability_ttl`, shared by every spawner of the hub);
+* fail fast, in words: while the pod starts, its status and events (from
+  KubeSpawner's reflectors, no extra API calls) are checked with the pure
+  `k8s_events.find_trouble`; an unschedulable pod, an image that cannot be
+  pulled or a crash loop ends the spawn at once with a message naming what was
+  asked, why it cannot run and the profiles with free units now. The pod is
+  deleted and the allocation released (the mixin's start). Spawn progress shows
+  events in words (`k8s_events.progress_words`), never raw.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Dict, Unicode, default
+from tornado import web
+from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..availability import KubeAvailability, profile_availability
 from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, profile_list_for, slurm_client_mounts
 from .base import SCIPSpawnerMixin
+from .k8s_events import PodTrouble, find_trouble, progress_words, trouble_html, trouble_message
 
 #: Settings a profile override may change; restored to the configured values before each spawn.
 OVERRIDDEN_TRAITS = (
@@ -85,6 +96,19 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         pods (sets SCIP_COURSES_FILE and SCIP_ARC_PRESETS). The Helm chart creates `scip-jupyter-config`.""",
     )
 
+    fail_fast = Bool(
+        True,
+        config=True,
+        help="""End a spawn as soon as its pod cannot be scheduled, its image cannot be pulled or
+        it crash-loops, with a message in words (instead of waiting for start_timeout).""",
+    )
+    trouble_poll_interval = Float(
+        0.5,
+        config=True,
+        help="""Seconds between looks at the starting pod's status and events. Reads KubeSpawner's
+        reflectors (no API request); the spawn ends within this much of the event arriving.""",
+    )
+
     _scip_kube_availability: dict[tuple, KubeAvailability] = {}
 
     @default("options_form")
@@ -117,6 +141,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         # Validate first (raw REST input included): a refused choice never reaches the API.
         profile, options = self.scip_validate(self.user_options)
         self.user_options = options
+        self._scip_profile = profile
         self.log.info("Spawning %s with profile %s", self._log_name, profile.slug)
         self._scip_restore_configured()
         await super().load_user_options()
@@ -128,3 +153,64 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
             return
         for trait, value in configured.items():
             setattr(self, trait, copy.deepcopy(value))
+
+    # --- fail fast, in words ------------------------------------------------------------------------
+
+    async def _start(self):
+        start = asyncio.ensure_future(super()._start())
+        if not self.fail_fast:
+            return await start
+        watch = asyncio.ensure_future(self._scip_watch_trouble(start))
+        try:
+            await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            start.cancel()
+            watch.cancel()
+            raise
+        if start.done():
+            watch.cancel()
+            return start.result()
+        trouble = watch.result()
+        start.cancel()
+        with contextlib.suppress(BaseException):
+            await start
+        raise await self._scip_fail(trouble)
+
+    async def _scip_watch_trouble(self, start: asyncio.Future) -> PodTrouble | None:
+        while not start.done():
+            pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
+            trouble = find_trouble(self.events if pod is not None else [], pod)
+            if trouble:
+                return trouble
+            await asyncio.sleep(self.trouble_poll_interval)
+        return None
+
+    async def _scip_fail(self, trouble: PodTrouble) -> web.HTTPError:
+        """Delete the pod and say why it could not run (the mixin's start releases the allocation)."""
+        self.log.warning("Pod %s cannot run (%s): %s", self.pod_name, trouble.reason, trouble.detail)
+        profile = getattr(self, "_scip_profile", None)
+        try:
+            await self.stop(now=True)
+        except Exception:
+            self.log.exception("Could not delete pod %s after %s", self.pod_name, trouble.reason)
+        alternatives: list[tuple[str, int]] = []
+        allowed = [p for p in self.scip_allowed_profiles() if profile is None or p.slug != profile.slug]
+        free = await self._scip_within(self.scip_cluster_availability(allowed), "cluster availability", self.availability_timeout)
+        for other in allowed:
+            count = (free or {}).get(other.slug)
+            if count:
+                alternatives.append((other.display_name, count))
+        message = trouble_message(profile.display_name if profile else self.pod_name, trouble, self.image, alternatives)
+        error = web.HTTPError(503 if trouble.kind == "unschedulable" else 500, message, reason="Server cannot run")
+        error.jupyterhub_message = message
+        error.jupyterhub_html_message = trouble_html(message)
+        return error
+
+    async def progress(self):
+        # KubeSpawner's progress with every event in words (no raw events reach the person).
+        async for event in super().progress():
+            raw = event.get("raw_event")
+            if raw is None:
+                yield event
+            else:
+                yield {"progress": event.get("progress"), "message": progress_words(raw)}
