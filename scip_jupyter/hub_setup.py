@@ -139,3 +139,13 @@ def configure(c, setup: HubSetup) -> Wiring:
     for feature in FEATURES:
         feature(c, setup, wiring)
     return wiring
+
+
+def _identity(c, setup: HubSetup, wiring: Wiring) -> None:
+    """Per-person credentials (Slurm JWT, SSH certificates) minted by the hub (identity_hub.py)."""
+    from .identity_hub import configure_identity
+
+    configure_identity(c, setup, wiring)
+
+
+FEATURES.append(_identity)

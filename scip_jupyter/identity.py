@@ -113,3 +113,120 @@ def private_home(path: Path, uid: int, gid: int) -> None:
     path.mkdir(parents=True, exist_ok=True)
     os.chown(path, uid, gid, follow_symlinks=False)
     os.chmod(path, 0o700)
+
+
+# ---------------------------------------------------------------- Slurm JWT (hub side: mint)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint_slurm_jwt(key: bytes, account: str, lifespan: float, now: float | None = None) -> tuple[str, float]:
+    """A Slurm JWT for `account` signed with the HS256 key of `AuthAltParameters=jwt_key=` (pure).
+
+    Same claims as `scontrol token`: `sun` (Slurm user name), `iat`, `exp`. Returns (token, expiry).
+
+    >>> token, exp = mint_slurm_jwt(b"k" * 32, "jupyter-a", 60, now=1000)
+    >>> token.count("."), exp
+    (2, 1060)
+    """
+    import hmac
+    import json
+    import time
+
+    now = time.time() if now is None else now
+    exp = int(now + lifespan)
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = _b64(json.dumps({"exp": exp, "iat": int(now), "sun": account}, separators=(",", ":")).encode())
+    signature = hmac.new(key, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{_b64(signature)}", exp
+
+
+async def mint_slurm_token_scontrol(account: str, lifespan: int, slurm_conf: str = "", timeout: float = 30) -> tuple[str, float]:
+    """A token from `scontrol token username=<account> lifespan=<s>` (root or SlurmUser only)."""
+    import time
+
+    env = dict(os.environ)
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
+    started = time.time()
+    proc = await asyncio.create_subprocess_exec(
+        "scontrol", "token", f"username={account}", f"lifespan={int(lifespan)}",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        raise RuntimeError(f"scontrol token did not answer within {timeout:g}s") from None
+    text = out.decode().strip()
+    if proc.returncode != 0 or not text.startswith("SLURM_JWT="):
+        raise RuntimeError(f"scontrol token for {account} failed (exit {proc.returncode}): {err.decode(errors='replace').strip()}")
+    return text.split("=", 1)[1], started + int(lifespan)
+
+
+# ---------------------------------------------------------------- Slurm JWT (server side: fetch)
+
+#: Hub API path of a person's Slurm token (relative to JUPYTERHUB_API_URL).
+SLURM_TOKEN_PATH = "/scip/credentials/slurm"
+#: Hub API path that signs a person's SSH public key.
+SSH_CERT_PATH = "/scip/credentials/ssh"
+
+
+def hub_token_source(api_url: str | None = None, api_token: str | None = None, timeout: float = 30):
+    """A `rest.TokenSource` fetching this server's person's Slurm token from the hub.
+
+    Authenticated with the server's own JupyterHub API token ($JUPYTERHUB_API_TOKEN):
+    the hub answers with the token of the person that server belongs to, nobody else's.
+    """
+
+    async def fetch():
+        import httpx
+
+        from .arc.rest import SlurmToken
+
+        url = (api_url or os.environ.get("JUPYTERHUB_API_URL", "")).rstrip("/")
+        token = api_token or os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        if not url or not token:
+            raise RuntimeError("no hub to ask for a Slurm token: JUPYTERHUB_API_URL/JUPYTERHUB_API_TOKEN are not set")
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            resp = await client.get(url + SLURM_TOKEN_PATH, headers={"Authorization": f"token {token}"})
+        if resp.status_code != 200:
+            raise RuntimeError(f"the hub refused a Slurm token (HTTP {resp.status_code}): {resp.text[:300]}")
+        body = resp.json()
+        return SlurmToken(user=body["user"], token=body["token"], expires=float(body["expires"]))
+
+    return fetch
+
+
+def env_token_source(user: str | None = None):
+    """A `rest.TokenSource` reading `SLURM_JWT` (as `scontrol token` prints it) for the current account.
+
+    For command-line use and tests; notebook servers use `hub_token_source`, which renews.
+    """
+
+    async def read():
+        import time
+
+        from .arc.rest import SlurmToken
+
+        token = os.environ.get("SLURM_JWT", "")
+        if not token:
+            raise RuntimeError("SLURM_JWT is not set")
+        return SlurmToken(user=user or pwd.getpwuid(os.geteuid()).pw_name, token=token, expires=_jwt_expiry(token) or time.time() + 300)
+
+    return read
+
+
+def _jwt_expiry(token: str) -> float | None:
+    import base64
+    import json
+
+    try:
+        claims = token.split(".")[1]
+        return float(json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None

@@ -200,7 +200,20 @@ class SSHTransportConfig(StrictModel):
     known_hosts: str | None = Field(None, description="known_hosts path; default ~/.ssh/known_hosts. Host keys are always checked.")
 
 
-TransportConfig = Annotated[Union[LocalTransportConfig, SSHTransportConfig], Field(discriminator="kind")]
+class RestTransportConfig(StrictModel):
+    """slurmrestd with per-person JWTs (scip_jupyter/arc/rest.py; issue 9)."""
+
+    kind: Literal["rest"]
+    url: str = Field(description="slurmrestd base URL, e.g. http://127.0.0.1:6820 (no path).")
+    api_version: str = Field("v0.0.38", description="Slurm REST API version in the paths.")
+    credentials: Literal["hub", "env"] = Field(
+        "hub", description="hub: the server fetches its person's token from the hub (renewed); env: $SLURM_JWT."
+    )
+
+
+TransportConfig = Annotated[
+    Union[LocalTransportConfig, SSHTransportConfig, RestTransportConfig], Field(discriminator="kind")
+]
 
 
 def _memory_text(value: str) -> str:

@@ -119,18 +119,25 @@ class ServerJobs:
         views = await asyncio.gather(*(self._list_one(p, records) for p in self._presets_in_use(records)))
         return list(views)
 
-    async def _list_one(self, preset: str, records: list[JobRecord]) -> ClusterView:
+    async def _seen(self, preset: str, records: list[JobRecord]) -> tuple[list[JobState], datetime]:
+        """This server's jobs in Slurm's listing: owned by our account, and recorded or tagged for this server."""
         mine = [r for r in records if r.preset == preset]
         poller = self.poller(preset)
+        queue = _owned(await poller.jobs(), _account(poller.transport), mine)
+        listed_at = poller.listed_at()
+        seen = jobs_of_server(queue, self.tags.user, self.tags.server)
+        ids = {r.job_id for r in mine}
+        seen_ids = {j.job_id for j in seen}
+        seen += [j for j in queue if j.array_job_id in ids and j.job_id not in seen_ids]
+        return seen, listed_at
+
+    async def _list_one(self, preset: str, records: list[JobRecord]) -> ClusterView:
+        mine = [r for r in records if r.preset == preset]
         try:
-            queue = _owned(await poller.jobs(), _account(poller.transport), mine)
-            listed_at = poller.listed_at()
+            seen, listed_at = await self._seen(preset, records)
         except Exception as exc:  # the error names the cluster and what to check (transport's job)
             return ClusterView(preset, [_placeholder(r, Phase.UNKNOWN, "") for r in mine], error=str(exc))
-        seen = jobs_of_server(queue, self.tags.user, self.tags.server)
         seen_ids = {j.job_id for j in seen} | {j.array_job_id for j in seen}
-        ids = {r.job_id for r in mine}
-        seen += [j for j in queue if j.array_job_id in ids and j.job_id not in {s.job_id for s in seen}]
         unseen = [r for r in mine if r.job_id not in seen_ids]
         gone = [r for r in unseen if r.submitted < listed_at]
         new = [r for r in unseen if r.submitted >= listed_at]  # submitted after the cached listing
@@ -143,29 +150,36 @@ class ServerJobs:
     # ------------------------------------------------------------ cancelling
 
     async def cancel(self, job_id: str) -> None:
-        """Cancel one job (or array task) of this server; NotThisServersJob otherwise."""
+        """Cancel one job (or array task) of this server; NotThisServersJob otherwise.
+
+        Only a job Slurm lists as running under this server's account, and recorded or
+        tagged for this server, is cancelled (Slurm would refuse anyone else's anyway).
+        """
         job_id = check_job_id(job_id)
         base = job_id.split("_")[0]
         records = self.records()
         record = next((r for r in records if r.job_id in (job_id, base)), None)
-        preset = record.preset if record else None
-        if preset is None:  # not recorded: accept it only if Slurm tags name this server
-            for view in await self.list():
-                for j in view.jobs:
-                    if j.job_id == job_id or j.array_job_id == job_id:
-                        preset = view.preset
-            if preset is None:
-                raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
-        else:  # recorded: still refuse when Slurm says another account owns it
-            for view in await self.list():
-                if view.preset == preset and not any(
-                    j.job_id == job_id or j.array_job_id == job_id or j.job_id.startswith(base + "_") or j.job_id == base
-                    for j in view.jobs
-                ):
-                    raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
-        await self._scancel(preset, [job_id])
+        presets = [record.preset] if record else self._presets_in_use(records)
+        found = None
+        for attempt in (0, 1):
+            for preset in presets:
+                try:
+                    seen, _ = await self._seen(preset, records)
+                except Exception as exc:
+                    log.warning("listing jobs on %s to cancel %s failed: %s", preset, job_id, exc)
+                    continue
+                if any(j.job_id == job_id or j.array_job_id in (job_id, base) for j in seen):
+                    found = preset
+                    break
+            if found or attempt:
+                break
+            for preset in presets:  # perhaps submitted after the cached listing: ask Slurm once more
+                self.poller(preset).invalidate()
+        if found is None:
+            raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
+        await self._scancel(found, [job_id])
         if job_id == base:
-            self.registry.forget(job_id, cluster=record.cluster if record else None)
+            self.registry.forget(job_id, cluster=record.cluster if record else found)
 
     async def cancel_all(self) -> dict[str, list[str]]:
         """Cancel every job of this server on every cluster it used (the shutdown hook).

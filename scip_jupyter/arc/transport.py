@@ -1,4 +1,7 @@
-"""Running Slurm commands: on this host, or on a login/automation node over SSH.
+"""Running Slurm commands: on this host, on a login/automation node over SSH, or through slurmrestd.
+
+The `rest` backend (scip_jupyter/arc/rest.py) speaks the same argv over the
+Slurm REST API with the person's own hub-minted JWT.
 
 One base, small backends. Every caller (the ARC cluster, the job poller, the
 server extension, the hub hooks) runs Slurm through `Transport.run(argv, stdin)`:
@@ -49,7 +52,7 @@ _UNAVAILABLE = re.compile(
 
 #: Environment variables never handed to sbatch: Slurm copies the submitting
 #: environment into the job (--export=ALL), and a hub token there would leak.
-_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|PRIVATE|CREDENTIAL", re.IGNORECASE)
+_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|API_KEY|PRIVATE|CREDENTIAL|JWT", re.IGNORECASE)
 
 
 class SlurmError(RuntimeError):
@@ -386,4 +389,10 @@ def transport_for(preset, timeout: float = DEFAULT_TIMEOUT) -> Transport:
     if cfg.kind == "ssh":
         target = SSHTarget(host=cfg.host, user=cfg.user, port=cfg.port, key=cfg.key, known_hosts=cfg.known_hosts)
         return SSHTransport(preset.name, target, hint=hint, timeout=timeout)
+    if cfg.kind == "rest":
+        from ..identity import env_token_source, hub_token_source
+        from .rest import RestTransport
+
+        source = hub_token_source() if cfg.credentials == "hub" else env_token_source()
+        return RestTransport(preset.name, cfg.url, source, api_version=cfg.api_version, hint=hint, timeout=timeout)
     raise ValueError(f"unknown transport kind {cfg.kind!r}")
