@@ -118,9 +118,12 @@ def load_catalog(language: str):
     merged = Catalog(locale=language, domain=DOMAIN)
     for po in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
         with po.open("rb") as f:
-            for message in read_po(f, locale=language, domain=DOMAIN):
-                if message.id:
-                    merged[message.id] = message
+            catalog = read_po(f, locale=language, domain=DOMAIN)
+        # Plural forms as the files say (French: 2, `n > 1`), not Babel's CLDR default (3 for fr).
+        merged._num_plurals, merged._plural_expr = catalog.num_plurals, catalog.plural_expr
+        for message in catalog:
+            if message.id:
+                merged[message.id] = message
     return merged
 
 

@@ -171,7 +171,7 @@ def cost_summary(share: Fraction) -> str:
         return _("no GPU-hours")
     if share.denominator == 1:
         return ngettext("%(n)s GPU-hour per hour", "%(n)s GPU-hours per hour", share.numerator) % {"n": share.numerator}
-    return _("%(n)s GPU-hour per hour") % {"n": f"{share.numerator}/{share.denominator}"}
+    return _("%(fraction)s GPU-hour per hour") % {"fraction": f"{share.numerator}/{share.denominator}"}
 
 
 @dataclass(frozen=True)

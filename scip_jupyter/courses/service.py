@@ -31,6 +31,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import ConfigError
+from ..i18n import LANGUAGE_COOKIE, negotiate, set_locale
 from ..i18n import _
 from ..signals import stop_on_signals
 from .cli import launch_url
@@ -103,6 +104,17 @@ async def sync_groups(api: HubAPI, registry: Registry) -> list:
 
 
 class _Base(HubOAuthenticated, web.RequestHandler):
+    def prepare(self):
+        # Each request in the person's language: their choice (the hub's scip-lang cookie) or Accept-Language.
+        set_locale(negotiate(self.request.headers.get("Accept-Language"), self.get_cookie(LANGUAGE_COOKIE)))
+
+    def page(self) -> dict:
+        """What the hub-styled layout needs: the hub's prefix, the language switcher, who is signed in."""
+        from ..home.handlers import language_links
+
+        hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
+        return {"hub_prefix": hub_prefix, "language_links": language_links(self.request.uri or "/", hub_prefix)}
+
     @property
     def registry(self) -> Registry:
         try:
@@ -146,7 +158,7 @@ class IndexHandler(_Base):
              "students": ", ".join([*c.students.users, *(f"group {g}" for g in c.students.groups)])}
             for c in self.taught()
         ]
-        self.finish(render_index(courses, self.who().get("name", ""), self.settings["prefix"]))
+        self.finish(render_index(courses, self.who().get("name", ""), self.settings["prefix"], **self.page()))
 
 
 class CourseHandler(_Base):
@@ -156,7 +168,8 @@ class CourseHandler(_Base):
         snap, notebooks, rows = await self.table(course)
         public = self.settings["public_url"]
         links = [("course", launch_url(public, course.id))] + [(nb, launch_url(public, course.id, nb)) for nb in notebooks]
-        self.finish(render_course(course, course.state(today()), snap.version, notebooks, rows, links, self.settings["prefix"]))
+        self.finish(render_course(course, course.state(today()), snap.version, notebooks, rows, links,
+                                  self.settings["prefix"], user=self.who().get("name", ""), **self.page()))
 
 
 class CSVHandler(_Base):

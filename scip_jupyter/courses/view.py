@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from ..i18n import _
 from ..templating import render
 from .progress import StudentStatus, notebook_state
 from .registry import Course
@@ -54,17 +55,78 @@ def make_rows(statuses: Iterable[StudentStatus], users: Mapping[str, dict]) -> l
     return rows
 
 
-def render_index(courses: list[dict], user: str, prefix: str) -> str:
-    return render("course_index.html", courses=courses, user=user, prefix=prefix)
+def words() -> dict[str, str]:
+    """Translated words for the data tokens the pages show (rows keep the English tokens)."""
+    return {
+        "running": _("running"), "starting": _("starting"), "stopped": _("stopped"),
+        "never logged in": _("never logged in"), "never synced": _("never synced"),
+        "yes": _("yes"), "no": _("no"), "executed": _("executed"), "opened": _("opened"),
+        "not opened": _("not opened"), "active": _("active"), "upcoming": _("upcoming"), "ended": _("ended"),
+        "course": _("course"),
+    }
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a progress chart: how many of `total` notebooks (or students) are executed / opened."""
+
+    label: str
+    executed: int
+    opened: int
+    total: int
+
+    @property
+    def none(self) -> int:
+        return self.total - self.executed - self.opened
+
+    @property
+    def executed_pct(self) -> int:
+        return round(100 * self.executed / self.total) if self.total else 0
+
+    @property
+    def opened_pct(self) -> int:
+        return round(100 * self.opened / self.total) if self.total else 0
+
+
+@dataclass(frozen=True)
+class ProgressChart:
+    notebooks: list[Bar]
+    students: list[Bar]
+
+
+def progress_chart(notebooks: list[str], rows: list[Row]) -> ProgressChart:
+    """Bars per notebook (over students) and per student (over notebooks).
+
+    >>> rows = [Row("ana", "", "", "", "no", 0, ["executed", "opened"]), Row("bo", "", "", "", "no", 0, ["opened", "not opened"])]
+    >>> c = progress_chart(["a.ipynb", "b.ipynb"], rows)
+    >>> [(b.label, b.executed, b.opened, b.total) for b in c.notebooks]
+    [('a.ipynb', 1, 1, 2), ('b.ipynb', 0, 1, 2)]
+    >>> [(b.label, b.executed, b.opened, b.total) for b in c.students]
+    [('ana', 1, 1, 2), ('bo', 0, 1, 2)]
+    """
+    per_notebook = []
+    for i, nb in enumerate(notebooks):
+        states = [r.notebooks[i] for r in rows if i < len(r.notebooks)]
+        per_notebook.append(Bar(nb, states.count("executed"), states.count("opened"), len(rows)))
+    per_student = [
+        Bar(r.username, r.notebooks.count("executed"), r.notebooks.count("opened"), len(notebooks)) for r in rows
+    ]
+    return ProgressChart(per_notebook, per_student)
+
+
+def render_index(courses: list[dict], user: str, prefix: str, **page) -> str:
+    """`page`: hub_prefix and language_links for the hub-styled layout (optional)."""
+    return render("course_index.html", courses=courses, user=user, prefix=prefix, words=words(), **page)
 
 
 def render_course(
     course: Course, state: str, version: str, notebooks: list[str], rows: list[Row], links: list[tuple[str, str]],
-    prefix: str,
+    prefix: str, **page,
 ) -> str:
     return render(
         "course_view.html",
-        course=course, state=state, version=version, notebooks=notebooks, rows=rows, links=links, prefix=prefix
+        course=course, state=state, version=version, notebooks=notebooks, rows=rows, links=links, prefix=prefix,
+        words=words(), chart=progress_chart(notebooks, rows), **page,
     )
 
 
