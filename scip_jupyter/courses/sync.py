@@ -376,7 +376,9 @@ def _in_the_way(target: Path, dest: Path) -> str:
     if target.is_symlink() and not target.is_file():
         return f"{rel}: your link is in the way: your link kept"
     if target.is_dir():
-        return f"{rel}: your folder is in the way: your folder kept"
+        _prune_empty_dirs(target, dest)  # an empty folder holds no work: the material takes its place
+        if target.is_dir():
+            return f"{rel}: your folder is in the way: your folder kept"
     parent = target.parent
     while parent != dest and dest in parent.parents:
         if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
