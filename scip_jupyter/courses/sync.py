@@ -382,7 +382,8 @@ def _in_the_way(target: Path, dest: Path) -> str:
     parent = target.parent
     while parent != dest and dest in parent.parents:
         if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-            return f"{parent.relative_to(dest).as_posix()}: your file is in the way of {rel}: your file kept"
+            what = "link" if parent.is_symlink() else "file"
+            return f"{parent.relative_to(dest).as_posix()}: your {what} is in the way of {rel}: your {what} kept"
         parent = parent.parent
     return ""
 
