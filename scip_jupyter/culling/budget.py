@@ -165,6 +165,7 @@ class BudgetWatch:
             for user in people:
                 detail = f"{state.account.label}: {state.used:.2f} of {state.limit:g} GPU-hours used"
                 if (WARNING, user, key) not in open_notices:
+                    log.info("budget: warning %s (%s)", user, detail)
                     self.records.post(WARNING, user, message=detail, account=key, at=now)
                     report.warned.append((user, key))
                 if state.level != "exhausted":
@@ -172,6 +173,7 @@ class BudgetWatch:
                 notice = open_notices.get((EXHAUSTED, user, key))
                 if notice is None:
                     deadline = now + dt.timedelta(seconds=self.grace)
+                    log.info("budget: %s exhausted (%s); %s's GPU servers stop at %s", key, detail, user, deadline)
                     self.records.post(EXHAUSTED, user, message=detail, account=key, deadline=deadline, at=now)
                     report.exhausted.append((user, key))
                     if self.grace > 0:
@@ -181,6 +183,7 @@ class BudgetWatch:
                 for h in state.servers:
                     if h.user != user or (h.user, h.server, h.start) in self._stopped:
                         continue
+                    log.info("budget: stopping %s/%s (%s)", h.user, h.server, detail)
                     try:
                         await self.stop_server(h.user, h.server)
                     except Exception as exc:  # noqa: BLE001 (one failed stop must not spare the others)

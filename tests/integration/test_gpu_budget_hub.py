@@ -1,0 +1,100 @@
+"""Budgets while running, on the real hub with a compressed clock (30 budget-minutes per real second).
+
+The group `researchers` has 4 GPU-hours this month. researcher1 holds a full H100 (1 GPU-hour per hour):
+the `scip-gpu` service's budget watcher warns at 90 %, says "exhausted" with a deadline one (budget) hour
+later, and then stops the server through the hub API (which runs the hub's post-stop hook: the ARC clean-up
+that cancels the server's Slurm jobs). The notices are what the person reads, in English and French.
+Counted from the service's records, not timed. (The spawner's own start check runs on the real clock, so a
+new start is not refused here; unit tests cover that check.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from scip_jupyter.culling.records import Records
+
+pytestmark = pytest.mark.hub
+
+SPEED = 1800  # budget seconds per real second
+ALLOCATIONS = {
+    "period": "month",
+    "unlisted": "allow",
+    "groups": {"researchers": {"description": "budget test", "max_gpus": {"h100": 1}, "gpu_hours": 4}},
+}
+SETTINGS = {
+    "GPUCulling": {"enabled": False},
+    "BudgetWatcher": {"every": 0.5, "clock_speed": SPEED, "grace": 3600, "warn_fraction": 0.9},
+}
+WAIT = 180
+
+
+@pytest.fixture(scope="module")
+def budget_hub(hub_factory):
+    state = hub_factory.state_dir()
+    quota = state / "budget-allocations.yaml"  # not allocations.yaml: start_hub writes its own there
+    quota.write_text(yaml.safe_dump(ALLOCATIONS, sort_keys=False))
+    quota.chmod(0o644)
+    (state / "gpu.json").write_text(json.dumps(SETTINGS))
+    hub = hub_factory.start(state, name="gpu-budget-hub", env={
+        "SCIP_GPU_CONFIG": str(state / "gpu.json"), "SCIP_ALLOCATIONS_FILE": str(quota)})
+    yield hub
+    hub_factory.stop(hub)
+
+
+def records_ledger(hub):
+    from scip_jupyter.allocations.ledger import Ledger
+
+    return Ledger(hub.ledger_url)
+
+
+def test_exhausted_budget_warns_then_stops_the_gpu_server_after_the_grace(budget_hub):
+    hub = budget_hub
+    r = hub.api("POST", "/users/researcher1/server", json={"profile": "h100-full"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_for_server("researcher1")
+
+    deadline = time.monotonic() + WAIT
+    while "" in hub.user("researcher1").get("servers", {}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "" not in hub.user("researcher1").get("servers", {}), f"the GPU server was never stopped\n{hub.log_tail()}"
+
+    records = Records(hub.ledger_url)
+    notices = records.notices(user="researcher1")
+    kinds = [n.kind for n in notices]
+    assert kinds == ["budget-warning", "budget-exhausted", "budget-stop"], kinds
+    warning, exhausted, stop = notices
+    assert {n.account for n in notices} == {"group:researchers"}
+    # the stop came after the grace, on the watcher's (compressed) clock
+    assert stop.at >= exhausted.deadline and (exhausted.deadline - exhausted.at).total_seconds() == 3600
+    assert stop.server == "" and warning.at <= exhausted.at
+
+    # the person reads why, in their language
+    r = hub.get("/services/scip-gpu/api/notices", params={"user": "researcher1", "lang": "fr"})
+    assert r.status_code == 200, r.text
+    texts = {n["kind"]: n["text"] for n in r.json()["notices"]}
+    assert texts["budget-warning"] == "Votre allocation researchers a utilisé 90 % de ses heures-GPU."
+    assert texts["budget-stop"].startswith("Votre serveur par défaut a été arrêté")
+    r = hub.get("/services/scip-gpu/api/notices", params={"user": "researcher1"})
+    assert "has no GPU-hours left" in {n["kind"]: n["text"] for n in r.json()["notices"]}["budget-exhausted"]
+
+    # the stop released the ledger's holding (the spawner's stop ran)
+    assert not [h for h in records_ledger(hub).active() if h.user == "researcher1"]
+    status = hub.get("/services/scip-gpu/api/status").json()["budget"]
+    assert status["stops"] == 1 and status["steps"] >= 3
+    records.dispose()
+    print(f"\nbudget: warned at {warning.at:%H:%M}, exhausted at {exhausted.at:%H:%M}, stopped at {stop.at:%H:%M} "
+          f"(budget clock, {SPEED}x); {status['steps']} watcher steps, {status['stops']} stop")
+
+
+def test_a_person_reads_only_their_own_notices(budget_hub):
+    hub = budget_hub
+    s = hub.login("student1")
+    r = s.get(hub.url + "/services/scip-gpu/api/notices", params={"user": "researcher1"})
+    assert r.status_code == 403, r.status_code
+    r = s.get(hub.url + "/services/scip-gpu/api/notices")
+    assert r.status_code == 200 and r.json() == {"user": "student1", "notices": []}, r.text
