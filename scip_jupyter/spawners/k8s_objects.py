@@ -36,6 +36,16 @@ DEFAULT_GPU_PRODUCTS: dict[str, str] = {
     "l40s": "NVIDIA-L40S",
 }
 SHM_VOLUME = "scip-shm"
+#: Pod Security Standard "restricted" (Kubernetes >= 1.25): every user pod runs non-root,
+#: with the runtime's default seccomp profile, no privilege escalation and no capability.
+#: KubeSpawner merges these over what its uid/gid/allow_privilege_escalation settings give.
+RESTRICTED_POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 #: Labels that differ per user or server; other labels are the same for all pods of a profile.
 _USER_LABELS = ("user", "server")
 
@@ -179,6 +189,8 @@ def profile_overrides(
         "tolerations": Extend("tolerations", tuple(tolerations(profile, placement))),
         "volumes": Extend("volumes", (shm, *volumes)),
         "volume_mounts": Extend("volume_mounts", (shm_mount, *volume_mounts)),
+        "pod_security_context": dict(RESTRICTED_POD_SECURITY),
+        "container_security_context": {k: (dict(v) if isinstance(v, dict) else v) for k, v in RESTRICTED_CONTAINER_SECURITY.items()},
     }
     resources = gpu_resources(profile)
     if resources:

@@ -55,6 +55,8 @@ OVERRIDDEN_TRAITS = (
     "extra_resource_limits",
     "extra_resource_guarantees",
     "environment",
+    "pod_security_context",
+    "container_security_context",
 )
 
 
@@ -108,6 +110,19 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         help="""Seconds between looks at the starting pod's status and events. Reads KubeSpawner's
         reflectors (no API request); the spawn ends within this much of the event arriving.""",
     )
+
+    @default("uid")
+    def _scip_uid_default(self):
+        # Non-root (Pod Security Standard "restricted"); jovyan in the Jupyter images, as z2jh sets.
+        return 1000
+
+    @default("gid")
+    def _scip_gid_default(self):
+        return 100
+
+    @default("fs_gid")
+    def _scip_fs_gid_default(self):
+        return 100
 
     _scip_kube_availability: dict[tuple, KubeAvailability] = {}
 

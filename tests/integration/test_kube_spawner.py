@@ -16,6 +16,7 @@ from tornado import web
 from scip_jupyter.availability import KubeAvailability, profile_availability
 from scip_jupyter.spawners.kube import SCIPKubeSpawner
 from tests.fixtures.k8s import make_spawner, make_user
+from tests.pss import violations as pss_violations
 
 pytestmark = [pytest.mark.k8s, pytest.mark.asyncio(loop_scope="session")]
 
@@ -69,7 +70,8 @@ async def test_allowed_gpu_profile_creates_pod_with_resource_labels_and_shm(
 
     # What KubeSpawner sent is a valid pod for the Kubernetes we support.
     [create] = pod_creations(kube_api, kube_namespace)
-    kubernetes_validate.validate(create.data, "1.30", strict=True)
+    kubernetes_validate.validate(create.data, "1.32", strict=True)
+    assert pss_violations(create.data) == []  # Pod Security Standard "restricted"
     await spawner.stop()
 
 

@@ -97,6 +97,7 @@ def test_default_values_satisfy_the_schema(chart):
         ({"jupyterhub": {"custom": {"catalogPath": "/x.yaml"}}}, "/jupyterhub/custom/catalogPath"),
         ({"jupyterhub": {"custom": {"scip": {"slurmConfigMap": "x"}}}}, "slurmConfigMap"),
         ({"daskNetworkPolicy": {"workerCIDRs": []}}, "workerCIDRs"),
+        ({"daskNetworkPolicy": {"schedulerPorts": [8786]}}, "/daskNetworkPolicy/schedulerPorts"),
         ({"config": {"catalog": "profiles: []"}}, "/config/catalog"),
         (  # an inline secret instead of a reference
             {"jupyterhub": {"custom": {"scip": {"slurm": {"mungeKeySecret": {"name": "m", "key": "k", "data": "c2VjcmV0"}}}}}},
@@ -175,6 +176,16 @@ def test_rendered_hub_runs_k8s_py_from_the_scip_config_map(rendered_with_z2jh):
     )
     assert 'load_subconfig("/usr/local/etc/scip/k8s.py")' in secret_values["hub"]["extraConfig"]["00-scip"]
     assert secret_values["custom"]["scip"]["catalogPath"] == "/usr/local/etc/scip/catalog.yaml"
+
+
+def test_user_pods_get_no_privileged_init_container(rendered_with_z2jh):
+    secret_values = yaml.safe_load(
+        __import__("base64").b64decode(by_name(rendered_with_z2jh)[("Secret", "hub")]["data"]["values.yaml"]).decode()
+    )
+    singleuser = secret_values["singleuser"]
+    assert singleuser["cloudMetadata"]["blockWithIptables"] is False  # its init container runs privileged
+    assert singleuser["allowPrivilegeEscalation"] is False and singleuser["uid"] == 1000
+    assert singleuser["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
 
 
 def test_rendered_hub_network_policy_lets_the_proxy_reach_the_courses_service(rendered_with_z2jh):
@@ -262,15 +273,22 @@ def test_catalog_from_values_replaces_the_shipped_file(chart, tmp_path):
     assert defaults["catalog.yaml"].strip() == (ROOT / "hub_config" / "catalog.yaml").read_text().strip()
 
 
-def test_dask_network_policy_opens_scheduler_ports_to_worker_networks_only(chart):
+def test_dask_network_policy_opens_exactly_the_scheduler_ports_the_presets_fix(chart):
     policy = by_name(render(chart, EVERYTHING_ON))[("NetworkPolicy", "scip-dask")]["spec"]
     assert policy["podSelector"]["matchLabels"]["component"] == "singleuser-server"
     [ingress] = policy["ingress"]
     assert [b["ipBlock"]["cidr"] for b in ingress["from"]] == ["10.20.0.0/16", "2001:db8::/48"]
-    assert [p["port"] for p in ingress["ports"]] == [8786, 8787]
+    fixed = [c["network"]["port"] for c in EVERYTHING_ON["config"]["arc"]["clusters"] if c["network"]["mode"] == "connect-back"]
+    assert [p["port"] for p in ingress["ports"]] == fixed == [8786]
     worker_egress, slurm_egress = policy["egress"]
-    assert worker_egress["ports"] == [{"protocol": "TCP", "port": 40000, "endPort": 40999}]
+    assert "ports" not in worker_egress  # workers listen where Dask puts them on the compute nodes
     assert [p["port"] for p in slurm_egress["ports"]] == [22, 6817, 6818, 6819]
+
+
+def test_a_random_scheduler_port_stops_the_render_when_the_policy_is_on(chart):
+    values = {"daskNetworkPolicy": {"enabled": True, "workerCidrs": ["10.20.0.0/16"]}}  # shipped arc.yaml: port 0
+    with pytest.raises(helm.HelmRenderError, match="has network.port 0 .* give it a fixed port in config.arc"):
+        chart.render(values, name="scip", namespace="jhub")
 
 
 def test_enabled_network_policy_without_networks_fails_to_render(chart):

@@ -28,6 +28,7 @@ from scip_jupyter.spawners.k8s_objects import (
     slurm_client_mounts,
 )
 from tests.fixtures.common import ROOT, assert_matches_snapshot
+from tests.pss import violations as pss_violations
 
 CATALOG = load_catalog(ROOT / "hub_config" / "catalog.yaml")
 PROFILES = {p.slug: p for p in CATALOG.profiles}
@@ -79,6 +80,12 @@ def build_pod(overrides: dict, base: dict | None = None, env: dict | None = None
         extra_resource_limits=o.get("extra_resource_limits"),
         extra_resource_guarantees=o.get("extra_resource_guarantees"),
         tolerations=o["tolerations"],
+        uid=1000,
+        gid=100,
+        fs_gid=100,
+        allow_privilege_escalation=False,
+        pod_security_context=o.get("pod_security_context"),
+        container_security_context=o.get("container_security_context"),
     )
     return _SERIALIZER.sanitize_for_serialization(pod)
 
@@ -102,6 +109,35 @@ def test_profile_overrides_match_snapshot(slug):
 def test_every_profile_pod_is_valid_kubernetes(slug):
     profile = PROFILES[slug]
     validate(build_pod(profile_overrides(profile, labels_for(profile))))
+
+
+@pytest.mark.parametrize("slug", sorted(PROFILES))
+def test_every_profile_pod_passes_pod_security_standard_restricted(slug):
+    profile = PROFILES[slug]
+    volumes, mounts, env = slurm_client_mounts("slurm-conf", "scip-jupyter-config")
+    pod = build_pod(profile_overrides(profile, labels_for(profile), None, volumes, mounts, env))
+    assert pss_violations(pod) == []
+    container = pod["spec"]["containers"][0]["securityContext"]
+    assert container["capabilities"] == {"drop": ["ALL"]} and container["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["runAsUser"] == 1000
+
+
+@pytest.mark.parametrize(
+    "breakage, problem",
+    [
+        (lambda p: p["spec"]["containers"][0]["securityContext"].update(privileged=True), "privileged"),
+        (lambda p: p["spec"]["containers"][0]["securityContext"].pop("capabilities"), "drop ALL"),
+        (lambda p: p["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "hostPath"),
+        (lambda p: p["spec"]["containers"][0]["securityContext"].update(runAsUser=0), "runAsUser is 0"),
+        (lambda p: p["spec"].update(hostNetwork=True), "hostNetwork"),
+    ],
+)
+def test_pod_security_check_catches_what_restricted_forbids(breakage, problem):
+    profile = PROFILES["cpu-small"]
+    pod = build_pod(profile_overrides(profile, labels_for(profile)))
+    breakage(pod)
+    assert any(problem in v for v in pss_violations(pod))
 
 
 @pytest.mark.parametrize(
