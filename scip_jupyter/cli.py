@@ -17,6 +17,7 @@ VERBS = {
     "check": ("scip_jupyter.cli_check", "validate catalog.yaml, courses.yaml and arc.yaml in a folder"),
     "course": ("scip_jupyter.courses.cli", "course material: links, sync, reset, status"),
     "arc": ("scip_jupyter.arc.cli", "ARC Slurm jobs of notebook servers: list, cancel, reconcile"),
+    "gpu": ("scip_jupyter.culling.cli", "GPU culling: reclaimed GPU-hours per group and course, each cull"),
 }
 
 
