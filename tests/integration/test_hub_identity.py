@@ -79,3 +79,32 @@ def test_two_people_run_as_two_unprivileged_accounts_with_private_homes(hub, two
     proc = subprocess.run([runuser, "-u", "jupyter-researcher1", "--", "kill", "-0", str(pid)], capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.slurm
+def test_each_server_gets_its_own_persons_slurm_token_from_the_hub_and_renews_it(hub, two_servers, slurm_cluster):
+    """The server's own API token fetches that person's JWT (for jupyter-<name>), which slurmrestd
+    accepts; asking again gives a fresh token; no other person's token is ever handed out."""
+    from scip_jupyter.arc.rest import RestTransport
+    from scip_jupyter.arc.states import squeue_argv
+    from scip_jupyter.identity import hub_token_source
+
+    seen = {}
+    for name in two_servers:
+        _, env = _server_uid(hub, name)
+        source = hub_token_source(env["JUPYTERHUB_API_URL"].replace("127.0.0.1", "127.0.0.1"), env["JUPYTERHUB_API_TOKEN"])
+        # renew_margin longer than the token's life: every call fetches a fresh one, as near expiry
+        transport = RestTransport("local-slurm", "http://127.0.0.1:6820", source, renew_margin=10 * 24 * 3600)
+        assert '"jobs"' in transport.run_sync(squeue_argv())
+        first = transport._token
+        transport.run_sync(squeue_argv())
+        assert transport.renewals == 2  # asked the hub again (a token minted in the same second may be identical)
+        assert transport.account == f"jupyter-{name}"
+        seen[name] = transport._token.token
+        assert "SLURM_JWT" not in env and not any(v == first.token for v in env.values())
+    assert seen["student1"] != seen["researcher1"]
+    # the admin token is not a person's server token: no Slurm token for it
+    r = requests.get(f"{hub.api_url}/scip/credentials/slurm", headers=hub.headers, timeout=30)
+    assert r.status_code == 403, r.text
+    r = requests.get(f"{hub.api_url}/scip/credentials/slurm", timeout=30)
+    assert r.status_code in (401, 403)
