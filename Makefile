@@ -12,12 +12,17 @@ IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 .PHONY: run test setup system-deps node-deps slurm-start slurm-stop unit bench clean
 
-$(VENV)/.installed: pyproject.toml
+JUPYTER_CONFIG := jupyter-config/scip_jupyter.json jupyter-config/jupyter_server_config.py jupyter-config/lab/overrides.json
+
+$(VENV)/.installed: pyproject.toml $(JUPYTER_CONFIG)
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip setuptools wheel
 	$(VENV)/bin/pip install -q -e '.[test]'
-	@# an editable install skips data-files: enable the server extension as a wheel install would
+	@# an editable install skips data-files: enable the server extension as a wheel install would;
+	@# managed-platform defaults: JupyterLab news and update checks off, Dask scratch space per person
 	install -D -m 644 jupyter-config/scip_jupyter.json $(VENV)/etc/jupyter/jupyter_server_config.d/scip_jupyter.json
+	install -D -m 644 jupyter-config/jupyter_server_config.py $(VENV)/etc/jupyter/jupyter_server_config.py
+	install -D -m 644 jupyter-config/lab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 node_modules/.bin/configurable-http-proxy: package.json
@@ -36,8 +41,10 @@ else
 	@echo "system-deps: not root; assuming slurm-wlm, munge, chromium and openssh-server are installed"
 endif
 
+# The whole embedded platform: hub, proxy and, when root, the local Slurm (started if it is not
+# running, and stopped again on exit only if it was not). Ctrl-C or SIGTERM stops everything.
 run: setup
-	$(VENV)/bin/scip-jupyter up --port $(PORT)
+	exec $(VENV)/bin/scip-jupyter up --port $(PORT)
 
 slurm-start: system-deps
 	scripts/slurm-local start

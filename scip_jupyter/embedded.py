@@ -23,7 +23,9 @@ import argparse
 import ipaddress
 import os
 import secrets
+import signal
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +168,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=root / ".state" / "hub", help="state folder (default .state/hub)")
     parser.add_argument("--catalog", type=Path, default=root / "hub_config" / "catalog.yaml", help="resource catalog YAML")
     parser.add_argument("--config", type=Path, default=root / "hub_config" / "local.py", help="JupyterHub config file")
+    parser.add_argument(
+        "--slurm", choices=("auto", "off"), default="auto",
+        help="auto (default): start the local Slurm (scripts/slurm-local) when root and it is not running, and stop "
+             "it again at exit; off: leave it alone (ARC parts show as unavailable unless it runs)",
+    )
 
 
 def _problems(args: argparse.Namespace, settings: HubSettings) -> list[str]:
@@ -199,6 +206,76 @@ def _problems(args: argparse.Namespace, settings: HubSettings) -> list[str]:
     return out
 
 
+# --- the local Slurm --------------------------------------------------------------------------------
+
+#: Why the ARC clusters cannot be used (read by the home page; passed to the servers' kernels).
+ENV_ARC_UNAVAILABLE = "SCIP_ARC_UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class SlurmPlan:
+    """What `up` does about the local Slurm: start it, stop it again at exit, or say why ARC is unavailable."""
+
+    start: bool = False
+    stop_at_exit: bool = False
+    unavailable: str = ""
+    message: str = ""
+
+
+def slurm_plan(mode: str, is_root: bool, running: bool, any_daemon: bool, script: Path) -> SlurmPlan:
+    """Decide about the local Slurm (pure). `running`: `slurm-local status` succeeded;
+    `any_daemon`: some of its daemons ran already (then `up` leaves them running at exit too).
+
+    >>> s = slurm_script()
+    >>> slurm_plan("auto", True, False, False, s).stop_at_exit, slurm_plan("auto", True, False, True, s).stop_at_exit
+    (True, False)
+    >>> slurm_plan("auto", True, True, True, s).start, bool(slurm_plan("auto", False, False, False, s).unavailable)
+    (False, True)
+    """
+    if running:
+        return SlurmPlan(message=_("Local Slurm: already running; it is left running when the hub stops."))
+    if mode == "off":
+        why = _("the local Slurm is not running (scip-jupyter up --slurm off)")
+        return SlurmPlan(unavailable=why, message=_("Local Slurm: not started (--slurm off): ARC parts are unavailable."))
+    if not is_root:
+        why = _("the local Slurm is not running, and `scip-jupyter up` is not root so it cannot start it; "
+                "run `make run` as root, or start it with `sudo scripts/slurm-local start`")
+        return SlurmPlan(unavailable=why, message=_("Local Slurm: %(why)s. ARC parts show as unavailable.") % {"why": why})
+    if not script.exists():
+        why = _("%(script)s is missing") % {"script": script}
+        return SlurmPlan(unavailable=why, message=_("Local Slurm: %(why)s.") % {"why": why})
+    return SlurmPlan(start=True, stop_at_exit=not any_daemon,
+                     message=_("Local Slurm: starting it (stopped again when the hub stops)."))
+
+
+def slurm_script() -> Path:
+    return project_root() / "scripts" / "slurm-local"
+
+
+def _slurm_status(script: Path) -> tuple[bool, bool]:
+    """(running, any of its daemons running) from `slurm-local status` (False, False when it cannot say)."""
+    if not script.exists():
+        return False, False
+    try:
+        done = subprocess.run([str(script), "status"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False, False
+    return done.returncode == 0, " running (pid " in done.stdout
+
+
+def _slurm(script: Path, verb: str, timeout: float) -> int:
+    try:
+        return subprocess.run([str(script), verb], timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        print(_("scip-jupyter up: `slurm-local %(verb)s` took longer than %(s)s s") % {"verb": verb, "s": int(timeout)},
+              file=sys.stderr)
+        return 124
+
+
+def _stop_on_term(signum, _frame):  # before the hub has its own handlers: SIGTERM ends `up` cleanly
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     env = {
         ENV_STATE: str(args.state_dir.resolve()),
@@ -218,11 +295,41 @@ def run(args: argparse.Namespace) -> int:
         print(_("scip-jupyter up: warning: listening on %(ip)s, reachable from other machines") % {"ip": args.ip},
               file=sys.stderr)
     prepare_state(settings)
-    password, created = read_or_create_secret(settings.password_file)
-    print(banner(settings, password if created else None, settings.password_file), flush=True)
-    os.environ.update(env)
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # started in the background: Ctrl-C / kill -INT still stop it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    from jupyterhub.app import JupyterHub
+    script = slurm_script()
+    running, any_daemon = _slurm_status(script)
+    plan = slurm_plan(getattr(args, "slurm", "auto"), os.geteuid() == 0, running, any_daemon, script)
+    print(plan.message, flush=True)
+    unavailable = plan.unavailable
+    try:
+        if plan.start and _slurm(script, "start", timeout=300) != 0:
+            unavailable = _("`scripts/slurm-local start` failed: see .state/slurm/log")
+            print(_("Local Slurm: %(why)s; ARC parts show as unavailable.") % {"why": unavailable}, file=sys.stderr)
+        conf = Path(os.environ.get("SCIP_SLURM_STATE") or project_root() / ".state" / "slurm") / "slurm.conf"
+        if conf.exists() and not unavailable:
+            env.setdefault("SLURM_CONF", os.environ.get("SLURM_CONF") or str(conf))
+        if unavailable:
+            env[ENV_ARC_UNAVAILABLE] = unavailable
+        password, created = read_or_create_secret(settings.password_file)
+        print(banner(settings, password if created else None, settings.password_file), flush=True)
+        os.environ.update(env)
 
-    JupyterHub.launch_instance(["-f", str(args.config.resolve())])
-    return 0
+        from jupyterhub.app import JupyterHub
+
+        JupyterHub.launch_instance(["-f", str(args.config.resolve())])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if plan.stop_at_exit:
+            print(_("Local Slurm: stopping it (it was not running when the hub started)."), flush=True)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave half of it running
+            _slurm(script, "stop", timeout=60)
+    # The hub has stopped its servers, services and proxy and committed its database; tearing down
+    # the interpreter (modules, collectors) takes seconds more on a busy machine, and Ctrl-C or
+    # SIGTERM must end everything within 5 s: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

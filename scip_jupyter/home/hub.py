@@ -106,3 +106,6 @@ def configure_home(c, setup, wiring) -> None:
         (r"/scip/language/([a-z]{2})", LanguageHandler),
     ]
     c.JupyterHub.default_url = home_url
+    if settings["arc_unavailable"]:  # the kernels' ARC parts say why instead of waiting for workers
+        c.Spawner.environment = {**_configured(c.Spawner, "environment", {}),
+                                 ARC_UNAVAILABLE_ENV: settings["arc_unavailable"]}
