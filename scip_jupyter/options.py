@@ -23,7 +23,8 @@ from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 from .allocations.quotas import gpu_share
-from .catalog import Catalog, Profile, ProfileKind, parse_quantity
+from .catalog import SLUG_RE, Catalog, Profile, ProfileKind, parse_quantity
+from .courses.sync import safe_relpath
 from .i18n import _, ngettext
 from .templating import render
 
@@ -46,6 +47,8 @@ EXTRA_KEYS = ("course", "notebook")
 #: Form fields that belong to the hub's page, not to the spawn choice.
 _FORM_NOISE = ("_xsrf",)
 _MAX_TEXT = 200
+#: Longest `notebook` path a launch may ask to open.
+_MAX_PATH = 500
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def validate_spawn_options(
     allowed_slugs = [p.slug for p in allowed]
     unknown = sorted(str(k) for k in options if k != "profile" and k not in EXTRA_KEYS and not str(k).startswith("profile-option-"))
     if unknown:
-        raise OptionsError(unknown[0], "unknown option", ["profile", *EXTRA_KEYS])
+        raise OptionsError(_short(unknown[0]), "unknown option", ["profile", *EXTRA_KEYS])
     slug = options.get("profile")
     if slug is None or slug == "":
         default = default_profile(allowed)
@@ -113,13 +116,32 @@ def validate_spawn_options(
         if str(key).startswith("profile-option-"):
             raise OptionsError(str(key), "this catalog defines no per-profile options", [])
     normalised: dict[str, Any] = {"profile": slug}
-    for key in EXTRA_KEYS:
-        value = options.get(key)
-        if value is not None:
-            if not isinstance(value, str) or len(value) > _MAX_TEXT:
-                raise OptionsError(key, f"must be a string of at most {_MAX_TEXT} characters", [])
-            normalised[key] = value
+    course = _text_option(options, "course", _MAX_TEXT)
+    if course is not None:
+        if not SLUG_RE.match(course):
+            raise OptionsError("course", f"{_short(course)!r} is not a course id (lowercase letters, digits and '-')", [])
+        normalised["course"] = course
+        # the notebook a course launch opens: a plain relative path inside the course folder
+        notebook = _text_option(options, "notebook", _MAX_PATH)
+        if notebook is not None:
+            if not safe_relpath(notebook):
+                raise OptionsError(
+                    "notebook", "must be a relative path inside the course, without '..', '//', '\\', hidden parts "
+                    "or control characters", ["week1/lab.ipynb"],
+                )
+            normalised["notebook"] = notebook
+    # a notebook without a course opens nothing: it is dropped, not stored
     return profile, normalised
+
+
+def _text_option(options: Mapping[str, Any], key: str, limit: int) -> str | None:
+    """A text option: None when absent or empty (an empty form field), else a string of at most `limit`."""
+    value = options.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise OptionsError(key, f"must be a string of at most {limit} characters", [])
+    return value
 
 
 def _short(value: str, limit: int = 60) -> str:

@@ -274,7 +274,7 @@ def safe_relpath(rel: str) -> bool:
     >>> [safe_relpath(p) for p in ("a/b.ipynb", "../x", "/etc/passwd", "a/.git/config", "")]
     [True, False, False, False, False]
     """
-    if not rel or rel.startswith("/") or "\\" in rel:
+    if not rel or rel.startswith("/") or "\\" in rel or any(ord(ch) < 32 or ord(ch) == 127 for ch in rel):
         return False
     parts = rel.split("/")
     return all(p and p not in (".", "..") and not p.startswith(".") for p in parts)

@@ -56,7 +56,7 @@ def test_allowed_choice_is_accepted(catalog, groups, options, slug):
         (["students"], {"profile": "cpu-small", "cpu_limit": 64}, "cpu_limit", 400, ["profile", "course", "notebook"]),
         (["students"], {"profile": "cpu-small", "profile-option-cpu-small--image": "x"}, "profile-option-cpu-small--image", 400, []),
         (["students"], {"profile": "cpu-small", "course": 5}, "course", 400, []),
-        (["students"], {"profile": "cpu-small", "notebook": "x" * 201}, "notebook", 400, []),
+        (["students"], {"profile": "cpu-small", "course": "intro", "notebook": "x" * 501}, "notebook", 400, []),
         (["students"], ["cpu-small"], "user_options", 400, ['{"profile": "<slug>"}']),
         (["students"], "cpu-small", "user_options", 400, ['{"profile": "<slug>"}']),
         ([], {}, "profile", 403, []),
