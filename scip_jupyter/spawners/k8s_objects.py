@@ -246,8 +246,9 @@ class SecretRef:
     key: str
 
 
-#: Where the scip-jupyter-config ConfigMap is mounted in notebook pods.
-POD_CONFIG_DIR = "/etc/scip/config"
+#: Where the scip-jupyter-config ConfigMap is mounted in notebook pods: the same path as in the
+#: hub pod, so every path the hub writes into a server's environment holds in the pod too.
+POD_CONFIG_DIR = "/usr/local/etc/scip"
 
 
 def slurm_client_mounts(
@@ -258,7 +259,7 @@ def slurm_client_mounts(
     """Volumes, mounts and environment for the SCIP and Slurm clients in a notebook pod.
 
     slurm_config_map -> /etc/slurm (slurm.conf of the cluster; sets SLURM_CONF),
-    scip_config_map -> /etc/scip/config (courses, ARC presets), with the variables
+    scip_config_map -> /usr/local/etc/scip (courses, ARC presets), with the variables
     the single-user side reads: SCIP_COURSES_FILE and SCIP_ARC_PRESETS, for the
     files of `config_files` the ConfigMap carries. Nothing secret is mounted here.
     """

@@ -94,7 +94,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
     scip_config_map = Unicode(
         "",
         config=True,
-        help="""ConfigMap with courses.yaml and arc.yaml, mounted at /etc/scip/config in notebook
+        help="""ConfigMap with courses.yaml and arc.yaml, mounted at /usr/local/etc/scip in notebook
         pods (sets SCIP_COURSES_FILE and SCIP_ARC_PRESETS). The Helm chart creates `scip-jupyter-config`.""",
     )
 

@@ -191,7 +191,7 @@ async def test_config_maps_are_mounted_and_no_secret_is(kube_api, kube_namespace
     assert [v for v in pod["spec"]["volumes"] if "secret" in v] == []
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf"
-    assert env["SCIP_ARC_PRESETS"] == "/etc/scip/config/arc.yaml"
+    assert env["SCIP_ARC_PRESETS"] == "/usr/local/etc/scip/arc.yaml"
     assert "SCIP_SSH_KEY" not in env and "SCIP_CONFIG_DIR" not in env
     [create] = pod_creations(kube_api, kube_namespace)
     kubernetes_validate.validate(create.data, "1.30", strict=True)

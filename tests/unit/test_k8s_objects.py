@@ -243,12 +243,12 @@ def test_client_mounts_carry_config_never_a_shared_secret():
     volumes, mounts, env = slurm_client_mounts("slurm-conf", "scip-jupyter-config")
     assert [v["name"] for v in volumes] == ["scip-slurm-conf", "scip-config"]
     assert not [v for v in volumes if "secret" in v]
-    assert {m["mountPath"] for m in mounts} == {"/etc/slurm", "/etc/scip/config"}
+    assert {m["mountPath"] for m in mounts} == {"/etc/slurm", "/usr/local/etc/scip"}
     assert all(m["readOnly"] for m in mounts)
     assert env == {
         "SLURM_CONF": "/etc/slurm/slurm.conf",
-        "SCIP_COURSES_FILE": "/etc/scip/config/courses.yaml",
-        "SCIP_ARC_PRESETS": "/etc/scip/config/arc.yaml",
+        "SCIP_COURSES_FILE": "/usr/local/etc/scip/courses.yaml",
+        "SCIP_ARC_PRESETS": "/usr/local/etc/scip/arc.yaml",
     }
     profile = PROFILES["h100-full"]
     pod = build_pod(profile_overrides(profile, labels_for(profile), None, volumes, mounts, env))
@@ -259,7 +259,7 @@ def test_client_mounts_carry_config_never_a_shared_secret():
 
 def test_config_env_names_only_the_files_the_config_map_carries():
     _, _, env = slurm_client_mounts("", "scip-jupyter-config", config_files=("arc.yaml",))
-    assert env == {"SCIP_ARC_PRESETS": "/etc/scip/config/arc.yaml"}
+    assert env == {"SCIP_ARC_PRESETS": "/usr/local/etc/scip/arc.yaml"}
 
 
 def test_no_slurm_settings_means_no_mounts():
