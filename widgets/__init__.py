@@ -5,7 +5,7 @@ Each view takes a model object from scip_jupyter, builds its ipywidgets lazily
 references to its sub-widgets (``view.parts``), and has an autoescaped HTML
 fallback (``_repr_html_``). Views never call Slurm or Kubernetes themselves.
 
-    from scip_widgets import ClusterStatusView, CoursePanel, JobMonitorView, LauncherView
+    from scip_widgets import ClusterStatusView, CoursePanel, GpuMonitorView, JobMonitorView, LauncherView
 
 See docs/widgets.md.
 """
@@ -18,6 +18,7 @@ from scip_jupyter.lazy import load
 _EXPORTS = {
     "ClusterStatusView": "scip_widgets.status",
     "CoursePanel": "scip_widgets.course_panel",
+    "GpuMonitorView": "scip_widgets.gpu_monitor",
     "JobMonitorView": "scip_widgets.monitor",
     "LauncherView": "scip_widgets.launcher",
 }
