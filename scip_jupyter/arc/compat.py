@@ -110,7 +110,8 @@ PARAMETERS: dict[str, Param] = {
                                  config="job-script-prologue"),
     "header_skip": Param(DEPRECATED, "old name of `job_directives_skip`", "job_directives_skip",
                          config="header-skip"),
-    "job_directives_skip": Param(COMPOSED, "added to ARC's own (as in SLURMCluster, ARC's directives are not skipped)",
+    "job_directives_skip": Param(COMPOSED, "with ARC's own; as in SLURMCluster it skips header lines (`-p`, `-A`, "
+                                 "`--mem`, ...), never the extra directives (ARC's tags, GPUs, logs)",
                                  config="job-directives-skip"),
     "log_directory": Param(OVERRIDE, "Slurm output folder instead of the preset's (or the private default)",
                            config="log-directory"),
@@ -627,3 +628,26 @@ def merge_job_settings(settings: dict[str, Any], c: Composition) -> dict[str, An
             continue  # --mem-per-gpu: Slurm refuses --mem with it (checked before)
         out[key] = value
     return out
+
+
+# ---------------------------------------------------------------- the docs table
+
+
+KIND_TEXT = {
+    REQUEST: "validated request", COMPOSED: "composed with the preset", OVERRIDE: "replaces the preset's default",
+    PASSED: "checked, passed on", DEPRECATED: "deprecated name", REFUSED: "refused",
+}
+
+
+def parameters_table() -> str:
+    """The Markdown table of docs/arc.md: each SLURMCluster argument and what ARCCluster does with it.
+
+    >>> print(parameters_table().splitlines()[2])
+    | `n_workers` | validated request | workers started at once, counted against the per-user job limit | - |
+    """
+    rows = ["| SLURMCluster argument | ARCCluster | what it does | dask config key |", "|---|---|---|---|"]
+    for name, p in PARAMETERS.items():
+        target = f" (as `{p.target}`)" if p.kind == DEPRECATED else ""
+        config = f"`jobqueue.slurm.{p.config}`" if p.config else "-"
+        rows.append(f"| `{name}` | {KIND_TEXT[p.kind]}{target} | {p.what} | {config} |")
+    return "\n".join(rows)
