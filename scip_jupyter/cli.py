@@ -18,6 +18,7 @@ VERBS = {
     "course": ("scip_jupyter.courses.cli", "course material: links, sync, reset, status"),
     "arc": ("scip_jupyter.arc.cli", "ARC Slurm jobs of notebook servers: list, cancel, reconcile"),
     "gpu": ("scip_jupyter.culling.cli", "GPU culling: reclaimed GPU-hours per group and course, each cull"),
+    "usage": ("scip_jupyter.allocations.usage_cli", "GPU-hours of servers and Slurm jobs: table, CSV, chart"),
 }
 
 

@@ -115,6 +115,12 @@ class GroupQuota(StrictModel):
         None, ge=0, le=10_000_000,
         description="GPU-hours per period for the flavours covered, all members together; absent: no limit.",
     )
+    slurm_account: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="The Slurm account whose jobs this allocation pays for (e.g. def-smith): its jobs' "
+        "GPU-hours (from sacct) count against gpu_hours, and `scip-jupyter arc accounts sync` mirrors "
+        "max_gpus on it as GrpTRES. Absent: Slurm jobs are not charged to this group.",
+    )
 
     @field_validator("max_gpus")
     @classmethod
@@ -133,6 +139,27 @@ class GroupQuota(StrictModel):
         return key, self.max_gpus[key]
 
 
+class SlurmSync(StrictModel):
+    """Where `scip-jupyter arc accounts sync` creates accounts and associations."""
+
+    cluster: str = Field("local-slurm", description="The arc.yaml preset whose Slurm holds the accounts.")
+    users: list[str] = Field(
+        default_factory=list,
+        description="Slurm (Unix) users that '*' in arc.yaml's accounts.users stands for, and who get every "
+        "group's slurm_account (e.g. [scip-user] when the hub runs servers as scip-user).",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", name):
+                raise ValueError(f"{name!r} is not a Unix user name (lowercase letters, digits, _ . -)")
+        return v
+
+
 class Allocations(StrictModel):
     period: Period = Field(Period.month, description="GPU-hours are counted per calendar day, week or month (UTC).")
     unlisted: Unlisted = Field(
@@ -140,6 +167,28 @@ class Allocations(StrictModel):
         description="A GPU profile that no quota of the user covers: allow (not metered) or deny.",
     )
     groups: dict[str, GroupQuota] = Field(default_factory=dict, description="Hub group -> its allocation.")
+    slurm: SlurmSync | None = Field(None, description="Slurm accounts to create (`scip-jupyter arc accounts sync`).")
+
+    @field_validator("groups")
+    @classmethod
+    def _one_group_per_account(cls, v: dict[str, GroupQuota]) -> dict[str, GroupQuota]:
+        seen: dict[str, str] = {}
+        for name, quota in v.items():
+            if quota.slurm_account:
+                if quota.slurm_account in seen:
+                    raise ValueError(
+                        f"{name}.slurm_account: {quota.slurm_account!r} already pays for group "
+                        f"{seen[quota.slurm_account]!r}; one Slurm account per group"
+                    )
+                seen[quota.slurm_account] = name
+        return v
+
+    def group_for_slurm_account(self, account: str) -> str | None:
+        """The group whose allocation pays for jobs of this Slurm account, if any."""
+        for name, quota in self.groups.items():
+            if quota.slurm_account == account:
+                return name
+        return None
 
     def group_order(self) -> list[str]:
         return list(self.groups)

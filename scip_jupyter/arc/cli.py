@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, str] = {
     "jobs": "scip_jupyter.arc.jobs_cli:JobsCommand",
     "cancel": "scip_jupyter.arc.jobs_cli:CancelCommand",
     "reconcile": "scip_jupyter.arc.jobs_cli:ReconcileCommand",
+    # Slurm accounts and associations from arc.yaml + allocations.yaml (issue 10)
+    "accounts": "scip_jupyter.arc.accounts:AccountsCommand",
 }
 
 

@@ -412,6 +412,8 @@ class ARCCluster(SLURMCluster):
     def scale(self, n=None, jobs=0, memory=None, cores=None):
         """Scale to `n` workers (or `jobs` jobs); refused past the cluster's per-user job limit."""
         check_scale(self.preset, self._jobs_for(n) if n is not None else jobs)
+        from ..allocations.burst import check_gpu_hours  # issue 10: GPU-hours left must cover the new jobs
+        check_gpu_hours(self.preset, self.request, (self._jobs_for(n) if n is not None else jobs) - len(self.worker_spec))
         return super().scale(n, jobs=jobs, memory=memory, cores=cores)
 
     def adapt(self, *args, minimum_jobs=None, maximum_jobs=None, **kwargs):
