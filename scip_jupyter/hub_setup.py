@@ -89,7 +89,13 @@ FEATURES.append(lambda c, s, w: __import__("scip_jupyter.culling.hub", fromlist=
 
 def configure(c, setup: HubSetup) -> Wiring:
     """Wire the SCIP hub into the JupyterHub config `c`; returns the shared lists."""
-    wiring = Wiring(groups=setup.groups)
+    # Keep what the hub config set before (z2jh's hub.services, hub.loadRoles, the idle culler).
+    hub = c.JupyterHub
+    wiring = Wiring(
+        groups={**(hub.load_groups if "load_groups" in hub else {}), **setup.groups},
+        roles=list(hub.load_roles if "load_roles" in hub else []),
+        services=list(hub.services if "services" in hub else []),
+    )
     c.JupyterHub.load_groups = wiring.groups
     c.JupyterHub.load_roles = wiring.roles
     c.JupyterHub.services = wiring.services
@@ -149,3 +155,4 @@ def _identity(c, setup: HubSetup, wiring: Wiring) -> None:
 
 
 FEATURES.append(_identity)
+FEATURES.append(lambda c, s, w: __import__("scip_jupyter.allocations.hub", fromlist=["_"]).configure_usage(c, s, w))  # hub id, sacct -> ledger (scip-usage)

@@ -372,6 +372,20 @@ def test_chart_hub_is_wired_by_the_same_configure_as_the_embedded_hub(monkeypatc
     assert c.SCIPSpawnerMixin.courses_path == str(courses)
 
 
+def test_chart_hub_keeps_the_services_and_roles_z2jh_configured(monkeypatch):
+    from traitlets.config import Config as _Config
+
+    values = chart_defaults()
+    k8s = hub_module()
+    c = _Config()
+    culler = {"name": "jupyterhub-idle-culler", "command": ["python3", "-m", "jupyterhub_idle_culler"]}
+    c.JupyterHub.services = [culler]
+    c.JupyterHub.load_roles = [{"name": "jupyterhub-idle-culler", "services": ["jupyterhub-idle-culler"]}]
+    k8s["apply"](c, lambda key, default=None: values.get(key, default), environ={}, config_dir="/nonexistent")
+    assert culler in c.JupyterHub.services
+    assert "jupyterhub-idle-culler" in [r["name"] for r in c.JupyterHub.load_roles]
+
+
 def test_chart_hub_cleans_up_no_slurm_cluster_unless_told(monkeypatch):
     from scip_jupyter.arc.hub_hooks import SERVICE_NAME as RECONCILE
 
