@@ -65,7 +65,9 @@ bench: setup system-deps
 	$(VENV)/bin/python benchmarks/arc_scaleup.py
 	$(VENV)/bin/python benchmarks/kube_spawn.py
 	$(VENV)/bin/python benchmarks/hub_spawn.py
+	$(VENV)/bin/python benchmarks/gpu_cull.py
 
 clean:
 	-scripts/slurm-local stop
+	-scripts/prometheus-local stop
 	rm -rf .state test-artifacts
