@@ -22,6 +22,11 @@ What it adds to SLURMCluster (subclass, don't fork):
   workers connect to its contact address, always over TLS with temporary
   credentials (`Security.temporary()`); the worker's certificate files are
   written to a private folder and only their paths appear in job scripts.
+- A drop-in for SLURMCluster: its keyword arguments and dask-jobqueue's own
+  configuration are composed with the preset (`compat.py`): prologue lines run
+  after the preset's, `queue`/`account` are validated, a user's interface,
+  security and shared temporary directory replace the preset's defaults;
+  conflicts with the preset are reported, never silently dropped.
 - Every array job is recorded in the job registry when submitted and
   forgotten when all its tasks are closed, so the notebook server's shutdown
   hook and the hub can cancel what a dead kernel leaves behind.
@@ -202,7 +207,13 @@ class ARCCluster(SLURMCluster):
     array: submit scale-ups as one job array (default True); False submits one job per worker.
     coalesce_window: seconds scale requests are gathered before submitting.
     submit_retry_after: seconds adaptive scaling waits after a failed submission before it submits again.
-    Other keyword arguments go to dask-jobqueue's SLURMCluster (e.g. asynchronous, python, name).
+
+    Every other keyword argument is SLURMCluster's (a drop-in: `queue`, `job_script_prologue`,
+    `interface`, `shared_temp_directory`, `job_extra_directives`, ...), composed with the preset by
+    `compat.compose` (`compat.PARAMETERS` says what happens to each; docs/arc.md has the table).
+    dask-jobqueue's configuration (`jobqueue.slurm.*`) is honoured where the preset allows it; a
+    configured value it cannot take is reported in a UserWarning (and `config_warnings`), not used.
+    `job_script(workers=n)` is exactly the script the next scale-up by n submits.
     """
 
     job_cls = ARCJob
