@@ -87,7 +87,7 @@ class JobHandler(_ARCHandler):
     async def post(self, job_id: str):
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise web.HTTPError(400, "body: not JSON; send {\"action\": \"cancel\"}") from None
         action = body.get("action") if isinstance(body, dict) else None
         if action != "cancel":

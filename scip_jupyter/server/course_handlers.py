@@ -102,7 +102,7 @@ class _CourseMixin:
     def _body_course(self) -> str:
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
             raise web.HTTPError(400, "body: must be JSON like {\"course\": \"<id>\"}") from None
         if not isinstance(body, dict):
             raise web.HTTPError(400, "body: must be a JSON object like {\"course\": \"<id>\"}")
