@@ -192,3 +192,53 @@ def test_scale_up_the_remaining_gpu_hours_cannot_cover_is_refused_before_sbatch(
     finally:
         cluster.close()
         ledger.dispose()
+
+
+def test_usage_service_killed_and_restarted_counts_each_job_once(slurm_cluster, account, capsys, tmp_path):
+    """`scip-jupyter usage --watch` (the hub's scip-usage service) is killed with SIGKILL while a job
+    runs; restarted, it closes that job's open interval at sacct's end and counts nothing twice."""
+    import os
+    import signal
+    import sys
+
+    from scip_jupyter.allocations.ledger import Ledger as L
+
+    name, path = account
+    sync(path, capsys)
+    server = f"r{uuid.uuid4().hex[:6]}"
+    tags = JobTags(user="ana", server=server, project=name).comment()
+    job = submit(slurm_cluster, f"--account={name}", "--gpus-per-node=h100:1", f"--comment={tags}", "--wrap", "sleep 8")
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    env = {**os.environ, "SLURM_CONF": str(slurm_cluster.conf), "SCIP_ALLOCATIONS_FILE": str(path)}
+    argv = [sys.executable, "-m", "scip_jupyter.cli", "usage", "--ledger", url, "--allocations", str(path),
+            "--watch", "1"]
+
+    def recorded():
+        led = L(url)
+        try:
+            return [j for j in led.slurm_jobs() if j.job_id == job]
+        finally:
+            led.dispose()
+
+    service = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (recorded() and recorded()[0].ended_at is None):
+            time.sleep(0.5)
+        rows = recorded()
+        assert len(rows) == 1 and rows[0].ended_at is None, rows  # seen while running: an open interval
+    finally:
+        service.send_signal(signal.SIGKILL)
+        service.wait(timeout=30)
+    (finished,) = wait_finished(slurm_cluster, [job], expect=1)
+    service = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (recorded() and recorded()[0].ended_at is not None):
+            time.sleep(0.5)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+    (row,) = recorded()
+    hours = row.gpu_weight * (row.ended_at - row.started_at).total_seconds() / 3600
+    assert hours == pytest.approx(sacct_gpu_hours(finished), rel=0.01)
