@@ -2,8 +2,9 @@
 
 The group `researchers` has 4 GPU-hours this month. researcher1 holds a full H100 (1 GPU-hour per hour):
 the `scip-gpu` service's budget watcher warns at 90 %, says "exhausted" with a deadline one (budget) hour
-later, and then stops the server through the hub API (which runs the hub's post-stop hook: the ARC clean-up
-that cancels the server's Slurm jobs). The notices are what the person reads, in English and French.
+later, and then stops the server through the hub API, which runs the hub's post-stop hook: the ARC clean-up
+cancels the server's Slurm job (a real job on the local Slurm, submitted as the person's account with the
+server's tags). The notices are what the person reads, in English and French.
 Counted from the service's records, not timed. (The spawner's own start check runs on the real clock, so a
 new start is not refused here; unit tests cover that check.)
 """
@@ -11,14 +12,17 @@ new start is not refused here; unit tests cover that check.)
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 
 import pytest
 import yaml
 
+from scip_jupyter.arc.tags import JobTags
 from scip_jupyter.culling.records import Records
 
-pytestmark = pytest.mark.hub
+pytestmark = [pytest.mark.hub, pytest.mark.slurm]
 
 SPEED = 1800  # budget seconds per real second
 ALLOCATIONS = {
@@ -28,7 +32,7 @@ ALLOCATIONS = {
 }
 SETTINGS = {
     "GPUCulling": {"enabled": False},
-    "BudgetWatcher": {"every": 0.5, "clock_speed": SPEED, "grace": 3600, "warn_fraction": 0.9},
+    "BudgetWatcher": {"every": 0.5, "clock_speed": SPEED, "grace": 4 * 3600, "warn_fraction": 0.9},
 }
 WAIT = 180
 
@@ -52,16 +56,37 @@ def records_ledger(hub):
     return Ledger(hub.ledger_url)
 
 
-def test_exhausted_budget_warns_then_stops_the_gpu_server_after_the_grace(budget_hub):
+def submit_server_job(hub, slurm_cluster, user: str) -> str:
+    """A held Slurm job tagged for user's default server, submitted as the account the server runs as."""
+    pid = hub.user(user)["servers"][""]["state"]["pid"]
+    account = pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name
+    argv = ["sbatch", "--parsable", f"--comment={JobTags(user=user, server='').comment()}", "--job-name=budget-test",
+            "-o", "/dev/null", "-D", "/tmp", "--time=00:05:00", "--hold", "--wrap", "sleep 300"]
+    if os.geteuid() == 0:
+        # the per-person account needs a Slurm association (slurm-local enforces them); idempotent
+        base = os.environ.get("SCIP_SLURM_BASE_ACCOUNT", "def-demo")
+        slurm_cluster.run("sacctmgr", "-i", "add", "user", account, f"Account={base}", check=False)
+        argv = ["runuser", "-u", account, "--", *argv]
+    return slurm_cluster.run(*argv).strip()
+
+
+def test_exhausted_budget_warns_then_stops_the_gpu_server_after_the_grace(budget_hub, slurm_cluster):
     hub = budget_hub
     r = hub.api("POST", "/users/researcher1/server", json={"profile": "h100-full"})
     assert r.status_code in (201, 202), r.text
     hub.wait_for_server("researcher1")
+    job = submit_server_job(hub, slurm_cluster, "researcher1")
 
     deadline = time.monotonic() + WAIT
     while "" in hub.user("researcher1").get("servers", {}) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert "" not in hub.user("researcher1").get("servers", {}), f"the GPU server was never stopped\n{hub.log_tail()}"
+    try:  # its Slurm job is cancelled by the stop (the hub's post-stop hook)
+        while job in slurm_cluster.job_ids() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job not in slurm_cluster.job_ids(), f"job {job} of the stopped server still queued\n{hub.log_tail()}"
+    finally:
+        slurm_cluster.run("scancel", job, check=False)
 
     records = Records(hub.ledger_url)
     notices = records.notices(user="researcher1")
@@ -70,7 +95,7 @@ def test_exhausted_budget_warns_then_stops_the_gpu_server_after_the_grace(budget
     warning, exhausted, stop = notices
     assert {n.account for n in notices} == {"group:researchers"}
     # the stop came after the grace, on the watcher's (compressed) clock
-    assert stop.at >= exhausted.deadline and (exhausted.deadline - exhausted.at).total_seconds() == 3600
+    assert stop.at >= exhausted.deadline and (exhausted.deadline - exhausted.at).total_seconds() == 4 * 3600
     assert stop.server == "" and warning.at <= exhausted.at
 
     # the person reads why, in their language
