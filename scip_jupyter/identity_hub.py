@@ -152,3 +152,10 @@ def configure_identity(c, setup=None, wiring=None) -> None:
         state = Path(os.environ.get("SCIP_SLURM_STATE") or Path(__file__).resolve().parents[1] / ".state" / "slurm")
         if not os.environ.get("SLURM_CONF") and (state / "slurm.conf").exists():
             c.SCIPCredentials.slurm_conf = str(state / "slurm.conf")
+    if setup is not None and getattr(setup, "backend", "") == "local" and "ssh_ca_key_file" not in c.SCIPCredentials:
+        # the embedded hub signs with the user CA scripts/sshd-local trusts, when it is set up
+        from pathlib import Path
+
+        sshd = Path(os.environ.get("SCIP_SSHD_STATE") or Path(__file__).resolve().parents[1] / ".state" / "sshd")
+        if (sshd / "hub_ca" / "user_ca").exists():
+            c.SCIPCredentials.ssh_ca_key_file = str(sshd / "hub_ca" / "user_ca")

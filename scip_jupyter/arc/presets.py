@@ -198,6 +198,9 @@ class SSHTransportConfig(StrictModel):
     user: str | None = Field(None, description="Remote account; default: the local user name.")
     key: str | None = Field(None, description="Private key path (~ allowed), restricted on the node to Slurm commands.")
     known_hosts: str | None = Field(None, description="known_hosts path; default ~/.ssh/known_hosts. Host keys are always checked.")
+    credentials: Literal["key", "hub"] = Field(
+        "key", description="key: the `key` file (and its -cert.pub); hub: a short-lived certificate the hub signs for this person (issue 9)."
+    )
 
 
 class RestTransportConfig(StrictModel):

@@ -286,9 +286,24 @@ class SSHTransport(Transport):
 
     kind = "ssh"
 
-    def __init__(self, cluster: str, target: SSHTarget, connect_timeout: float = 15.0, max_channels: int = 8, **kwargs):
+    def __init__(
+        self,
+        cluster: str,
+        target: SSHTarget,
+        connect_timeout: float = 15.0,
+        max_channels: int = 8,
+        credentials=None,
+        renew_margin: float = 300.0,
+        **kwargs,
+    ):
         super().__init__(cluster, **kwargs)
         self.target = target
+        # The person's own short-lived certificate (scip_jupyter/ssh_ca.py): an async callable
+        # returning an SSHCredential; asked again (and reconnected) before it expires.
+        self.credentials = credentials
+        self.renew_margin = renew_margin
+        self._credential = None
+        self.renewals = 0
         self.connect_timeout = connect_timeout
         # sshd allows MaxSessions (default 10) channels per connection: stay below it.
         self.max_channels = max_channels
@@ -301,7 +316,9 @@ class SSHTransport(Transport):
 
     @property
     def account(self) -> str | None:
-        return self.target.user or _os_account()
+        if self.target.user:
+            return self.target.user
+        return self._credential.principal if self._credential else _os_account()
 
     def command_line(self, argv: list[str]) -> str:
         """The remote command line; refuses commands the automation node would refuse.
@@ -324,8 +341,11 @@ class SSHTransport(Transport):
         _, lock = self._connecting.setdefault(id(loop), (loop, asyncio.Lock()))
         async with lock:  # concurrent first calls share one connection
             entry = self._conns.get(id(loop))
-            if entry is not None and not entry[1].is_closed():
+            stale = self.credentials is not None and (self._credential is None or not self._credential.fresh(self.renew_margin))
+            if entry is not None and not entry[1].is_closed() and not stale:
                 return entry[1], entry[2]
+            if entry is not None and stale:
+                entry[1].close()  # its certificate is about to expire: reconnect with a fresh one
             conn = await self._connect()
             self._conns[id(loop)] = (loop, conn, asyncio.Semaphore(self.max_channels))
             return conn, self._conns[id(loop)][2]
@@ -334,12 +354,21 @@ class SSHTransport(Transport):
         import asyncssh
 
         t = self.target
+        client_keys = [str(Path(t.key).expanduser())] if t.key else None
+        if self.credentials is not None:
+            if self._credential is None or not self._credential.fresh(self.renew_margin):
+                try:
+                    self._credential = await self.credentials()
+                except Exception as exc:
+                    raise SlurmUnavailable(self.cluster, "ssh", f"could not get an SSH certificate: {exc}", self.hint) from None
+                self.renewals += 1
+            client_keys = [(self._credential.key, self._credential.certificate)]
         options = dict(
             host=t.host,
             port=t.port,
-            username=t.user,
+            username=t.user or (self._credential.principal if self._credential else None),
             known_hosts=str(Path(t.known_hosts).expanduser()) if t.known_hosts else (),
-            client_keys=[str(Path(t.key).expanduser())] if t.key else None,
+            client_keys=client_keys,
             agent_path=None,
             connect_timeout=self.connect_timeout,
         )
@@ -388,7 +417,12 @@ def transport_for(preset, timeout: float = DEFAULT_TIMEOUT) -> Transport:
         return LocalTransport(preset.name, slurm_conf=cfg.slurm_conf, hint=hint, timeout=timeout)
     if cfg.kind == "ssh":
         target = SSHTarget(host=cfg.host, user=cfg.user, port=cfg.port, key=cfg.key, known_hosts=cfg.known_hosts)
-        return SSHTransport(preset.name, target, hint=hint, timeout=timeout)
+        credentials = None
+        if getattr(cfg, "credentials", "key") == "hub":
+            from ..ssh_ca import hub_certificate_source
+
+            credentials = hub_certificate_source(preset.name)
+        return SSHTransport(preset.name, target, hint=hint, timeout=timeout, credentials=credentials)
     if cfg.kind == "rest":
         from ..identity import env_token_source, hub_token_source
         from .rest import RestTransport

@@ -108,3 +108,25 @@ def test_each_server_gets_its_own_persons_slurm_token_from_the_hub_and_renews_it
     assert r.status_code == 403, r.text
     r = requests.get(f"{hub.api_url}/scip/credentials/slurm", timeout=30)
     assert r.status_code in (401, 403)
+
+
+@pytest.mark.ssh
+@pytest.mark.slurm
+def test_hub_signs_each_persons_ssh_certificate_for_their_own_account(hub, two_servers, sshd_robot, slurm_cluster):
+    from scip_jupyter.arc.states import squeue_argv
+    from scip_jupyter.arc.transport import SlurmUnavailable, SSHTarget, SSHTransport
+    from scip_jupyter.ssh_ca import hub_certificate_source
+
+    _, env = _server_uid(hub, "student1")
+    source = hub_certificate_source("local-ssh", env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"])
+    target = SSHTarget(host=sshd_robot.host, port=sshd_robot.port, known_hosts=sshd_robot.known_hosts)
+    transport = SSHTransport("local-ssh", target, credentials=source)
+    transport.run_sync(squeue_argv())
+    assert transport.account == "jupyter-student1" and transport.renewals == 1
+    # that certificate does not log in as anyone else
+    other = SSHTarget(host=sshd_robot.host, port=sshd_robot.port, user="jupyter-researcher1", known_hosts=sshd_robot.known_hosts)
+    with pytest.raises(SlurmUnavailable, match="(?i)permission denied"):
+        SSHTransport("local-ssh", other, credentials=source).run_sync(squeue_argv())
+    r = requests.post(f"{hub.api_url}/scip/credentials/ssh", headers={"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"},
+                      json={"public_key": "not a key"}, timeout=30)
+    assert r.status_code == 400 and "public_key" in r.text
