@@ -16,6 +16,7 @@ from scip_jupyter.lazy import load
 
 #: Public name -> module that defines it (imported on first use).
 _EXPORTS = {
+    "AllocationUsageView": "scip_widgets.usage",
     "ClusterStatusView": "scip_widgets.status",
     "CoursePanel": "scip_widgets.course_panel",
     "GpuMonitorView": "scip_widgets.gpu_monitor",

@@ -71,6 +71,10 @@ def configure_usage(c, setup, wiring) -> None:
     os.environ.setdefault(HUB_ID_ENV, hub_id(c))
     if not setup.allocations_path:
         return
+    # The instructor pages (the courses service) show each course's GPU-hours from the ledger.
+    for service in wiring.services:
+        if service.get("name") == "scip-courses":
+            service.setdefault("environment", {})["SCIP_LEDGER_URL"] = setup.ledger_url or DEFAULT_URL
     presets = local_presets(list(setup.arc_cleanup_presets))
     if presets:
         wiring.services.append(usage_service(setup, presets))

@@ -127,6 +127,7 @@ def render_course(
         "course_view.html",
         course=course, state=state, version=version, notebooks=notebooks, rows=rows, links=links, prefix=prefix,
         words=words(), chart=progress_chart(notebooks, rows), **page,
+        gpu_hours=__import__("scip_jupyter.allocations.usage_model", fromlist=["_"]).course_gpu_hours(course),
     )
 
 

@@ -119,3 +119,31 @@ def test_cli_table_csv_and_plot_agree_with_the_ledger(tmp_path, capsys, artifact
 def test_cli_refuses_a_bad_date_naming_the_field(tmp_path, capsys):
     assert cli(["usage", "--ledger", f"sqlite:///{tmp_path / 'l.sqlite'}", "--since", "nov"]) == 2
     assert "--since" in capsys.readouterr().err
+
+
+def test_instructor_page_shows_the_courses_gpu_hours(tmp_path, monkeypatch):
+    from scip_jupyter.courses.registry import Course
+    from scip_jupyter.courses.view import render_course
+
+    course = Course.model_validate({
+        "id": "gpu-101", "title": "GPU 101", "instructors": ["teacher"], "students": {"users": ["sam", "kim"]},
+        "material": {"path": "m"}, "profiles": ["mig-1g-10gb"], "allocation": {"gpu_hours_per_student": 5},
+        "start": "2026-09-01", "end": "2026-12-31",
+    })
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    clock = Clock()
+    clock.now = dt.datetime(2026, 10, 1, 9)
+    ledger = Ledger(url, clock=clock)
+    from scip_jupyter.allocations.policy import course_account
+
+    for user, hours in (("sam", 7), ("kim", 14)):
+        clock.now = dt.datetime(2026, 10, 1, 9)
+        r = Request(user, "", "mig-1g-10gb", "h100_1g.10gb", 1, 1 / 7)
+        assert ledger.reserve(r, [course_account(course)]).allowed
+        clock.now += dt.timedelta(hours=hours)
+        ledger.release(user)
+    ledger.dispose()
+    monkeypatch.setenv("SCIP_LEDGER_URL", url)
+    html = render_course(course, "active", "v1", [], [], [], "/p/")
+    assert 'id="course-gpu-hours"' in html and "3.00 GPU-hours used by 2 people in this course" in html
+    assert "at most 5 per student" in html
