@@ -174,3 +174,14 @@ def to_json(culling: GPUCulling, budget: BudgetWatcher) -> str:
 def from_json(text: str) -> tuple[GPUCulling, BudgetWatcher]:
     data = json.loads(text or "{}")
     return GPUCulling(**data.get("GPUCulling", {})), BudgetWatcher(**data.get("BudgetWatcher", {}))
+
+
+def settings_table() -> str:
+    """The markdown table of every setting, from the traits' own help (docs/culling.md embeds it)."""
+    lines = ["| trait | default | what it does |", "|---|---|---|"]
+    for cls in (GPUCulling, BudgetWatcher):
+        for name in sorted(cls.class_trait_names(config=True)):
+            trait = cls.class_traits()[name]
+            text = " ".join((trait.help or "").split()).replace("|", "\\|")
+            lines.append(f"| `{cls.__name__}.{name}` | `{trait.default_value!r}` | {text} |")
+    return "\n".join(lines)
