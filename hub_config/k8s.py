@@ -1,7 +1,9 @@
 """JupyterHub configuration for SCIP on Kubernetes (the Helm chart's hub).
 
 The chart mounts this file with the catalog in the hub pod and z2jh's
-`hub.extraConfig` runs `load_subconfig("/usr/local/etc/scip/k8s.py")`. Like
+`hub.extraConfig` runs it on the hub's own config object `c` (runpy with
+`init_globals={"c": c}`; `load_subconfig` would hand it a fresh config whose
+lists would replace z2jh's services and roles). Like
 hub_config/local.py it is thin: everything both hubs share (spawner files,
 courses with groups, roles, launch links and the instructor service, ARC
 clean-up, allocations, later FEATURES) is wired by
@@ -261,6 +263,11 @@ def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: st
     for (where, trait), value in settings.items():
         if where != "HubSetup":
             setattr(c[where], trait, value)
+    # z2jh sets KubeSpawner.profile_list from singleuser.profileList ([] by default):
+    # profiles come from the catalog (CONFLICTS refuses a non-empty profileList).
+    from scip_jupyter.spawners.kube import catalog_profile_list
+
+    c.SCIPKubeSpawner.profile_list = catalog_profile_list
     return settings
 
 

@@ -28,7 +28,7 @@ import itertools
 import json
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 import aiohttp
 import attrs
@@ -140,8 +140,8 @@ class FakeKubelet:
         self.started = 0
         #: pod -> None (run it) or UNSCHEDULABLE / IMAGE_PULL / CRASH (tests set it)
         self.trouble: Callable[[dict[str, Any]], str | None] = lambda pod: None
-        #: async pod -> None: start what the pod runs at its pod IP (tests set it)
-        self.runner: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        #: what runs a pod's containers: async start(pod) and stop(pod) (tests set it; None: nothing runs)
+        self.runner: Any = None
         self.troubles_reported: list[tuple[str, str]] = []
         self._task: asyncio.Task | None = None
         self._ips = itertools.count(1)
@@ -171,6 +171,8 @@ class FakeKubelet:
                 pod = event.get("object", {})
                 if event.get("type") == "ADDED" and (pod.get("status") or {}).get("phase") == "Pending":
                     await self._run_pod(pod)
+                elif event.get("type") == "DELETED" and self.runner is not None:
+                    await self.runner.stop(pod)
 
     async def _run_pod(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -196,7 +198,7 @@ class FakeKubelet:
         }
         url = f"{self.url}/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
         if self.runner is not None:
-            await self.runner({**pod, "status": {**pod.get("status", {}), **patch["status"]}})
+            await self.runner.start({**pod, "status": {**pod.get("status", {}), **patch["status"]}})
         await self._patch(url, patch)
         self.started += 1
 

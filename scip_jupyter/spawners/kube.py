@@ -60,6 +60,12 @@ OVERRIDDEN_TRAITS = (
 )
 
 
+def catalog_profile_list(spawner: "SCIPKubeSpawner") -> list[dict[str, Any]]:
+    """`profile_list` from the catalog and the user's groups (the default; a hub config that
+    sets `KubeSpawner.profile_list`, as z2jh does from singleuser.profileList, uses this to restore it)."""
+    return spawner._scip_profile_list()
+
+
 class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
     """KubeSpawner whose profiles come from the SCIP catalog and the user's groups."""
 
@@ -141,7 +147,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
     @default("profile_list")
     def _scip_profile_list_default(self):
         # A callable: KubeSpawner evaluates it per spawner, for the form and at start.
-        return type(self)._scip_profile_list
+        return catalog_profile_list
 
     def _scip_profile_list(self) -> list[dict[str, Any]]:
         volumes, mounts, env = slurm_client_mounts(self.slurm_config_map, self.scip_config_map)

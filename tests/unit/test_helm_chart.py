@@ -174,7 +174,7 @@ def test_rendered_hub_runs_k8s_py_from_the_scip_config_map(rendered_with_z2jh):
     secret_values = yaml.safe_load(
         __import__("base64").b64decode(objects[("Secret", "hub")]["data"]["values.yaml"]).decode()
     )
-    assert 'load_subconfig("/usr/local/etc/scip/k8s.py")' in secret_values["hub"]["extraConfig"]["00-scip"]
+    assert 'runpy.run_path("/usr/local/etc/scip/k8s.py", init_globals={"c": c})' in secret_values["hub"]["extraConfig"]["00-scip"]
     assert secret_values["custom"]["scip"]["catalogPath"] == "/usr/local/etc/scip/catalog.yaml"
 
 
