@@ -258,7 +258,8 @@ class ARCCluster(SLURMCluster):
         # SLURMCluster's arguments (and the user's dask-jobqueue configuration) composed with the preset
         given = dict(kwargs, account=account, walltime=walltime, cores=cores, memory=memory,
                      processes=processes, n_workers=n_workers, security=security)
-        composition = compose(p, given, user_config(kwargs.get("config_name") or "slurm"),
+        section = kwargs.get("config_name") or "slurm"
+        composition = compose(p, given, user_config(section), section=section,
                               network=scheduler_network(p))
         for message in composition.deprecations:
             warnings.warn(message, FutureWarning, stacklevel=2)

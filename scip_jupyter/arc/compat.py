@@ -40,6 +40,7 @@ from typing import Any, Mapping, Sequence
 from dask.utils import parse_bytes
 
 from ..i18n import _
+from .jobs import DIRECTIVE_FIELDS, GPU_OPTIONS, parse_gpu_directive, split_directive
 from .presets import ARCRequestError, ClusterPreset, ValidRequest, validate_request
 
 REQUEST, COMPOSED, OVERRIDE, PASSED, DEPRECATED, REFUSED = (
@@ -179,19 +180,6 @@ def user_config(config_name: str = "slurm") -> dict[str, Any]:
 # ---------------------------------------------------------------- directives
 
 
-#: `#SBATCH` options that say what the request says: read into the request instead of bypassing it.
-DIRECTIVE_FIELDS = {
-    "-p": "queue", "--partition": "queue",
-    "-A": "account", "--account": "account",
-    "-t": "walltime", "--time": "walltime",
-    "--mem-per-gpu": "memory_per_gpu",
-    "--mem": "job_mem",
-    "-c": "job_cpu", "--cpus-per-task": "job_cpu",
-    "-J": "job_name", "--job-name": "job_name",
-}
-GPU_OPTIONS = ("--gres", "--gpus-per-node", "--gpus", "-G")
-
-
 def _forbidden_directives() -> dict[str, str]:
     return {
         "--array": _("ARCCluster submits arrays itself; use cluster.scale(n), or array=False for one job per worker"),
@@ -199,53 +187,6 @@ def _forbidden_directives() -> dict[str, str]:
         "--comment": _("the comment carries the job's tags, which let the hub cancel orphaned jobs; "
                        "use tags=JobTags(...)"),
     }
-
-
-def split_directive(line: str) -> tuple[str, str]:
-    """An `#SBATCH` option and its value, from the forms users write.
-
-    >>> split_directive("--time 0-00:01:00"), split_directive("-p gpu"), split_directive("--gres=gpu:h100:2")
-    (('--time', '0-00:01:00'), ('-p', 'gpu'), ('--gres', 'gpu:h100:2'))
-    >>> split_directive("-pgpu"), split_directive("--exclusive")
-    (('-p', 'gpu'), ('--exclusive', ''))
-    """
-    text = line.strip()
-    if text.startswith("#SBATCH"):
-        text = text[len("#SBATCH"):].strip()
-    if text.startswith("--"):
-        option, sep, value = text.partition("=")
-        if not sep:
-            option, _sep, value = text.partition(" ")
-        return option.strip(), value.strip()
-    if text.startswith("-") and len(text) >= 2:
-        return text[:2], text[2:].strip().lstrip("=").strip()
-    return text, ""
-
-
-def parse_gpu_directive(option: str, value: str) -> tuple[str | None, int] | None:
-    """(GPU type or None, count) of a GPU request line; None when it asks for no GPU.
-
-    >>> parse_gpu_directive("--gres", "gpu:h100:2"), parse_gpu_directive("--gres", "gpu:1")
-    (('h100', 2), (None, 1))
-    >>> parse_gpu_directive("--gpus-per-node", "h100_1g.10gb:1"), parse_gpu_directive("--gpus", "2")
-    (('h100_1g.10gb', 1), (None, 2))
-    >>> parse_gpu_directive("--gres", "lscratch:10") is None
-    True
-    """
-    if option == "--gres":
-        if not value.startswith("gpu"):
-            return None
-        parts = value.split(":")[1:]
-    else:
-        parts = value.split(":")
-    parts = [p for p in parts if p]
-    if not parts:
-        return None, 1
-    if parts[-1].isdigit():
-        count, kind = int(parts[-1]), parts[:-1]
-    else:
-        count, kind = 1, parts
-    return (kind[-1] if kind else None), count
 
 
 # ---------------------------------------------------------------- composition
@@ -305,104 +246,124 @@ NAME_RE = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}"
 JOB_NAME_RE = r"[A-Za-z0-9_.@+=:,%-]{1,128}"
 
 
+@dataclass
+class _Inputs:
+    """The arguments given (not None) and the user's configuration, with where each value came from."""
+
+    given: dict[str, Any]
+    config: dict[str, Any]
+    section: str = "slurm"
+
+    def origin(self, name: str) -> str:
+        """How the user wrote it: the argument's name, or its configuration key."""
+        return name if name in self.given else f"jobqueue.{self.section}.{PARAMETERS[name].config}"
+
+    def pick(self, name: str) -> Any:
+        return self.given[name] if name in self.given else self.config.get(name)
+
+    def has(self, name: str) -> bool:
+        return name in self.given or name in self.config
+
+
 def compose(
     preset: ClusterPreset,
     given: Mapping[str, Any],
     config: Mapping[str, Any] | None = None,
     *,
     network: Mapping[str, Any] | None = None,
+    section: str = "slurm",
 ) -> Composition:
-    """SLURMCluster arguments (`given`, only those passed and not None) and the user's configuration
-    (`config`, from `user_config`) composed with the preset (pure, but for checking that a
-    shared temporary directory exists). Raises ARCRequestError for an argument the preset cannot take."""
-    config = dict(config or {})
-    given = {k: v for k, v in given.items() if v is not None}
+    """SLURMCluster arguments (`given`; None means not given) and the user's configuration (`config`,
+    from `user_config`) composed with the preset (pure, but for checking that a shared temporary
+    directory exists). Raises ARCRequestError for an argument the preset cannot take."""
+    i = _Inputs({k: v for k, v in given.items() if v is not None}, dict(config or {}), section)
     c = Composition()
-    unknown = sorted(k for k in given if k not in PARAMETERS)
+    unknown = sorted(k for k in i.given if k not in PARAMETERS)
     if unknown:
         raise _refuse(unknown[0], _("is not an argument of SLURMCluster or ARCCluster"), sorted(PARAMETERS))
-
-    for name in sorted(given):
+    for name in sorted(i.given):
         if PARAMETERS[name].kind == REFUSED:
             raise _refuse(name, _("SLURMCluster does not take it either: the scheduler's options go in "
-                                  "scheduler_options"), [f"scheduler_options={{{name!r}: {given[name]!r}}}"])
+                                  "scheduler_options"), [f"scheduler_options={{{name!r}: {i.given[name]!r}}}"])
+    _rename_deprecated(c, i)
+    for name, p in PARAMETERS.items():  # arguments are validated later; configuration falls back with a warning
+        if p.kind == REQUEST and i.has(name):
+            (c.explicit if name in i.given else c.configured)[p.target] = i.pick(name)
+            c.sources[p.target] = i.origin(name)
+    _compose_directives(c, i)
+    _compose_job(c, i, preset)
+    _compose_folders(c, i, preset)
+    _compose_network(c, preset, i, dict(network or {}))
+    _compose_security(c, i.given)
+    _compose_cluster(c, i)
+    return c
 
-    # deprecated names: dask-jobqueue's FutureWarning, then the new name (when that is not given too)
-    for source, values in (("argument", given), ("config", config)):
+
+def _rename_deprecated(c: Composition, i: _Inputs) -> None:
+    """dask-jobqueue's FutureWarning, then the new name (unless that is given too: then the old one is ignored)."""
+    for values in (i.given, i.config):
         for name in [k for k in values if PARAMETERS[k].kind == DEPRECATED]:
-            new = PARAMETERS[name].target
-            value = values.pop(name)
+            new, value = PARAMETERS[name].target, values.pop(name)
             c.deprecations.append(_("{old} has been renamed to {new}; {old} still works for now but will be removed "
                                     "in a future version of dask-jobqueue (also check your jobqueue.yaml)")
                                   .format(old=name, new=new))
-            if new not in values and not (source == "config" and new in given):
+            if new not in values and not (values is i.config and new in i.given):
                 values[new] = value
 
-    def origin(name: str) -> str:
-        return name if name in given else f"jobqueue.slurm.{PARAMETERS[name].config}"
 
-    def pick(name: str):
-        return given[name] if name in given else config.get(name)
-
-    # ---- request fields: arguments are validated (errors raise); configuration falls back with a warning
-    for name, p in PARAMETERS.items():
-        if p.kind != REQUEST:
+def _compose_directives(c: Composition, i: _Inputs) -> None:
+    """job_extra_directives: lines that say what the request says are read into it; ours are refused."""
+    raw = i.pick("job_extra_directives")
+    if raw is None:
+        return
+    explicit = "job_extra_directives" in i.given
+    source = i.origin("job_extra_directives")
+    if isinstance(raw, Mapping):  # dask-jobqueue documents "list or dict"
+        raw = [f"{k} {v}".strip() if v not in (None, "") else str(k) for k, v in raw.items()]
+    for line in _lines("job_extra_directives", raw):
+        option, value = split_directive(line)
+        forbidden = _forbidden_directives().get(option)
+        if forbidden:
+            if explicit:
+                raise _refuse("job_extra_directives", _("{line!r}: {why}").format(line=line, why=forbidden), [])
+            c.warnings.append(_("{source}: {line!r} is not used: {why}").format(source=source, line=line, why=forbidden))
             continue
-        if name in given:
-            c.explicit[p.target] = given[name]
-            c.sources[p.target] = name
-        elif name in config:
-            c.configured[p.target] = config[name]
-            c.sources[p.target] = origin(name)
-
-    # ---- job_extra_directives: request-like lines are read into the request
-    directives_source = "job_extra_directives" if "job_extra_directives" in given else origin("job_extra_directives")
-    raw_directives = pick("job_extra_directives")
-    if raw_directives is not None:
-        if isinstance(raw_directives, Mapping):  # dask-jobqueue documents "list or dict"
-            raw_directives = [f"{k} {v}".strip() if v not in (None, "") else str(k) for k, v in raw_directives.items()]
-        for line in _lines("job_extra_directives", raw_directives):
-            option, value = split_directive(line)
-            forbidden = _forbidden_directives().get(option)
-            target = DIRECTIVE_FIELDS.get(option)
-            gpu = parse_gpu_directive(option, value) if option in GPU_OPTIONS else None
-            if forbidden:
-                if directives_source == "job_extra_directives":
-                    raise _refuse("job_extra_directives", _("{line!r}: {why}").format(line=line, why=forbidden), [])
-                c.warnings.append(_("{source}: {line!r} is not used: {why}").format(
-                    source=directives_source, line=line, why=forbidden))
-                continue
-            if gpu is not None or target == "memory_per_gpu" or target in ("queue", "account", "walltime"):
-                fields = {}
-                if gpu is not None:
-                    fields = {"gpus": gpu[1], **({"gpu_type": gpu[0]} if gpu[0] else {})}
-                elif target == "memory_per_gpu":
-                    fields = {"memory_per_gpu": value}
-                else:
-                    fields = {PARAMETERS[target].target: value}
-                bucket = c.explicit if directives_source == "job_extra_directives" else c.configured
-                for key, v in fields.items():
-                    if key in c.explicit and str(c.explicit[key]) != str(v):
-                        raise _refuse(c.sources.get(key, key), _("{value!r} differs from {line!r} in {source}")
-                                      .format(value=c.explicit[key], line=line, source=directives_source),
-                                      [_("give it once")])
-                    if key not in c.explicit:
-                        bucket[key] = v
-                        c.sources[key] = f"{directives_source} ({line!r})"
-                continue
-            if target in ("job_mem", "job_cpu", "job_name"):
-                if target in given and str(given[target]) != value:
-                    raise _refuse(target, _("{value!r} differs from {line!r} in job_extra_directives")
-                                  .format(value=given[target], line=line), [_("give it once")])
-                if target not in given:
-                    (given if directives_source == "job_extra_directives" else config)[target] = value
-                continue
+        target = DIRECTIVE_FIELDS.get(option)
+        gpu = parse_gpu_directive(option, value) if option in GPU_OPTIONS else None
+        if gpu is not None:
+            fields = {"gpus": gpu[1], **({"gpu_type": gpu[0]} if gpu[0] else {})}
+        elif target == "memory_per_gpu":
+            fields = {"memory_per_gpu": value}
+        elif target in ("queue", "account", "walltime"):
+            fields = {PARAMETERS[target].target: value}
+        elif target in ("job_mem", "job_cpu", "job_name"):
+            if target in i.given and str(i.given[target]) != value:
+                raise _refuse(target, _("{value!r} differs from {line!r} in job_extra_directives")
+                              .format(value=i.given[target], line=line), [_("give it once")])
+            if target not in i.given:
+                (i.given if explicit else i.config)[target] = value
+            continue
+        else:
             c.job_extra_directives.append(line)
+            continue
+        for key, v in fields.items():
+            if key in c.explicit and str(c.explicit[key]) != str(v):
+                raise _refuse(c.sources.get(key, key), _("{value!r} differs from {line!r} in {source}")
+                              .format(value=c.explicit[key], line=line, source=source), [_("give it once")])
+            if key not in c.explicit:
+                (c.explicit if explicit else c.configured)[key] = v
+                c.sources[key] = f"{source} ({line!r})"
 
-    # ---- job-level arguments
+
+_EXAMPLES = {"python": "python='/usr/bin/python3'", "worker_command": "worker_command='distributed.cli.dask_worker'",
+             "shebang": "shebang='#!/usr/bin/env bash'"}
+
+
+def _compose_job(c: Composition, i: _Inputs, preset: ClusterPreset) -> None:
+    """Job-level arguments: checked, then passed on (or, from the configuration, reported when out of range)."""
     limits = preset.limits
     for name in ("job_cpu", "job_mem"):
-        value = pick(name)
+        value = i.pick(name)
         if value is None:
             continue
         try:
@@ -417,92 +378,87 @@ def compose(
         except (TypeError, ValueError):
             allowed = [f"1..{limits.max_cores}"] if name == "job_cpu" else [f"up to {limits.max_memory}"]
             problem = _("{value!r} is out of range for cluster {cluster!r}").format(value=value, cluster=preset.name)
-            if name in given:
+            if name in i.given:
                 raise _refuse(name, problem, allowed) from None
             c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
-                source=origin(name), value=value, problem=problem))
-            c.job.pop(name, None)
-
-    if "job_name" in given or "job_name" in config:
-        c.job["job_name"] = _text("job_name", pick("job_name"), JOB_NAME_RE, "job_name='my-workers'")
-    if "name" in given:
-        c.cluster["name"] = _text("name", given["name"], NAME_RE, "name='mycluster'")
-    for name in ("python", "worker_command", "shebang"):
-        if name in given:
-            c.job[name] = _text(name, given[name], example={"python": "python='/usr/bin/python3'",
-                                                            "worker_command": "worker_command='distributed.cli.dask_worker'",
-                                                            "shebang": "shebang='#!/usr/bin/env bash'"}[name])
-    if "shebang" in c.job and not c.job["shebang"].startswith("#!"):
+                source=i.origin(name), value=value, problem=problem))
+    if i.has("job_name"):
+        c.job["job_name"] = _text("job_name", i.pick("job_name"), JOB_NAME_RE, "job_name='my-workers'")
+    for name in ("python", "worker_command", "shebang"):  # from the configuration, dask-jobqueue reads them itself
+        if name in i.given:
+            c.job[name] = _text(name, i.given[name], example=_EXAMPLES[name])
+    if not c.job.get("shebang", "#!").startswith("#!"):
         raise _refuse("shebang", _("{value!r} does not start with #!").format(value=c.job["shebang"]),
-                      ["shebang='#!/usr/bin/env bash'"])
-    if "nanny" in given:
-        if not isinstance(given["nanny"], bool):
-            raise _refuse("nanny", _("{value!r} is not True or False").format(value=given["nanny"]), ["True", "False"])
-        c.job["nanny"] = given["nanny"]
-    if "death_timeout" in given:
-        value = given["death_timeout"]
+                      [_EXAMPLES["shebang"]])
+    if "nanny" in i.given:
+        if not isinstance(i.given["nanny"], bool):
+            raise _refuse("nanny", _("{value!r} is not True or False").format(value=i.given["nanny"]), ["True", "False"])
+        c.job["nanny"] = i.given["nanny"]
+    if "death_timeout" in i.given:
+        value = i.given["death_timeout"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
             raise _refuse("death_timeout", _("{value!r} is not a number of seconds").format(value=value), ["60"])
         c.job["death_timeout"] = value
+    if i.has("job_script_prologue"):
+        c.prologue = _lines("job_script_prologue", i.pick("job_script_prologue"))
+    if i.has("worker_extra_args"):
+        c.worker_extra_args = [str(a) for a in _lines_or_args("worker_extra_args", i.pick("worker_extra_args"))]
+    if i.has("job_directives_skip"):
+        c.job_directives_skip = _lines("job_directives_skip", i.pick("job_directives_skip"))
 
-    # spill folder: an argument replaces the preset's; a configured one that differs is reported
-    if "local_directory" in given:
-        c.job["local_directory"] = _text("local_directory", given["local_directory"],
+
+def _compose_folders(c: Composition, i: _Inputs, preset: ClusterPreset) -> None:
+    """Spill, log and shared temporary folders: an argument replaces the preset's; configuration too,
+    unless the preset sets its own (then the conflict is reported)."""
+    if "local_directory" in i.given:
+        c.job["local_directory"] = _text("local_directory", i.given["local_directory"],
                                          example="local_directory='$SLURM_TMPDIR'")
-    elif "local_directory" in config and config["local_directory"] != preset.local_directory:
-        c.warnings.append(_conflict(origin("local_directory"), config["local_directory"], preset,
+    elif "local_directory" in i.config and i.config["local_directory"] != preset.local_directory:
+        c.warnings.append(_conflict(i.origin("local_directory"), i.config["local_directory"], preset,
                                     "local_directory", preset.local_directory))
-    # Slurm output folder
-    if "log_directory" in given:
-        c.job["log_directory"] = _text("log_directory", given["log_directory"], example="log_directory='logs'")
-    elif "log_directory" in config:
-        if preset.log_directory and config["log_directory"] != preset.log_directory:
-            c.warnings.append(_conflict(origin("log_directory"), config["log_directory"], preset,
+    if "log_directory" in i.given:
+        c.job["log_directory"] = _text("log_directory", i.given["log_directory"], example="log_directory='logs'")
+    elif "log_directory" in i.config:
+        if not preset.log_directory:
+            c.job["log_directory"] = _text("log_directory", i.config["log_directory"])
+        elif i.config["log_directory"] != preset.log_directory:
+            c.warnings.append(_conflict(i.origin("log_directory"), i.config["log_directory"], preset,
                                         "log_directory", preset.log_directory))
-        elif not preset.log_directory:
-            c.job["log_directory"] = _text("log_directory", config["log_directory"])
+    name = "shared_temp_directory"
+    if not i.has(name):
+        return
+    value = i.pick(name)
+    try:
+        text = _text(name, value, example=f"{name}='~/dask-tls'")
+        if not os.path.isdir(os.path.expanduser(os.path.expandvars(text))):
+            raise _refuse(name, _("{value!r} is not a folder").format(value=text),
+                          [_("an existing folder the jobs can read, e.g. one in your home")])
+    except ARCRequestError as exc:
+        if name in i.given:
+            raise
+        c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
+            source=i.origin(name), value=value, problem=exc.problem))
+    else:
+        c.cluster[name] = text
 
-    # composed lists
-    if pick("job_script_prologue") is not None:
-        c.prologue = _lines("job_script_prologue", pick("job_script_prologue"))
-    if pick("worker_extra_args") is not None:
-        c.worker_extra_args = [str(a) for a in _lines_or_args("worker_extra_args", pick("worker_extra_args"))]
-    if pick("job_directives_skip") is not None:
-        c.job_directives_skip = _lines("job_directives_skip", pick("job_directives_skip"))
 
-    # ---- cluster-level: network, security, shared temporary directory
-    _compose_network(c, preset, given, config, dict(network or {}), origin)
-    _compose_security(c, given)
-    if "shared_temp_directory" in given or "shared_temp_directory" in config:
-        name = "shared_temp_directory"
-        value = pick(name)
-        try:
-            text = _text(name, value, example=f"{name}='~/dask-tls'")
-            if not os.path.isdir(os.path.expanduser(os.path.expandvars(text))):
-                raise _refuse(name, _("{value!r} is not a folder").format(value=text),
-                              [_("an existing folder the jobs can read, e.g. one in your home")])
-        except ARCRequestError as exc:
-            if name in given:
-                raise
-            c.warnings.append(_("{source}: {value!r} is not used: {problem}").format(
-                source=origin(name), value=value, problem=exc.problem))
-        else:
-            c.cluster[name] = text
-    if "job_cls" in given:
-        from .jobs import ARCJob
+def _compose_cluster(c: Composition, i: _Inputs) -> None:
+    from .jobs import ARCJob
 
-        job_cls = given["job_cls"]
+    if "name" in i.given:
+        c.cluster["name"] = _text("name", i.given["name"], NAME_RE, "name='mycluster'")
+    if "job_cls" in i.given:
+        job_cls = i.given["job_cls"]
         if not (isinstance(job_cls, type) and issubclass(job_cls, ARCJob)):
             raise _refuse("job_cls", _("{value!r} is not a subclass of ARCJob: its jobs would not go through the "
                                        "cluster's transport and arrays").format(value=job_cls),
                           ["a subclass of scip_jupyter.arc.jobs.ARCJob"])
         c.cluster["job_cls"] = job_cls
-    if "config_name" in given:
-        c.cluster["config_name"] = _text("config_name", given["config_name"], NAME_RE, "config_name='slurm'")
+    if "config_name" in i.given:
+        c.cluster["config_name"] = _text("config_name", i.given["config_name"], NAME_RE, "config_name='slurm'")
     for name in ("loop", "silence_logs", "asynchronous", "scheduler_cls"):
-        if name in given:
-            c.cluster[name] = given[name]
-    return c
+        if name in i.given:
+            c.cluster[name] = i.given[name]
 
 
 def _lines_or_args(name: str, value: Any) -> list[Any]:
@@ -519,8 +475,9 @@ def _conflict(source: str, value: Any, preset: ClusterPreset, key: str, preset_v
         argument=key if key != "network" else "interface")
 
 
-def _compose_network(c: Composition, preset, given, config, network: dict, origin) -> None:
+def _compose_network(c: Composition, preset: ClusterPreset, i: _Inputs, network: dict) -> None:
     """Scheduler options: the preset's listen/contact address, unless the user chose an interface or host."""
+    given, config, origin = i.given, i.config, i.origin
     explicit = given.get("scheduler_options")
     if explicit is not None and not isinstance(explicit, Mapping):
         raise _refuse("scheduler_options", _("must be a dict, not {kind}").format(kind=type(explicit).__name__),

@@ -61,6 +61,66 @@ def gpu_directive(style: str, gpu_type: str, count: int) -> str:
     return f"--gpus-per-node={gpu_type}:{count}"
 
 
+#: `#SBATCH` options that say what the request says: read into the request instead of bypassing it.
+DIRECTIVE_FIELDS = {
+    "-p": "queue", "--partition": "queue",
+    "-A": "account", "--account": "account",
+    "-t": "walltime", "--time": "walltime",
+    "--mem-per-gpu": "memory_per_gpu",
+    "--mem": "job_mem",
+    "-c": "job_cpu", "--cpus-per-task": "job_cpu",
+    "-J": "job_name", "--job-name": "job_name",
+}
+GPU_OPTIONS = ("--gres", "--gpus-per-node", "--gpus", "-G")
+
+
+def split_directive(line: str) -> tuple[str, str]:
+    """An `#SBATCH` option and its value, from the forms users write.
+
+    >>> split_directive("--time 0-00:01:00"), split_directive("-p gpu"), split_directive("--gres=gpu:h100:2")
+    (('--time', '0-00:01:00'), ('-p', 'gpu'), ('--gres', 'gpu:h100:2'))
+    >>> split_directive("-pgpu"), split_directive("--exclusive")
+    (('-p', 'gpu'), ('--exclusive', ''))
+    """
+    text = line.strip()
+    if text.startswith("#SBATCH"):
+        text = text[len("#SBATCH"):].strip()
+    if text.startswith("--"):
+        option, sep, value = text.partition("=")
+        if not sep:
+            option, _sep, value = text.partition(" ")
+        return option.strip(), value.strip()
+    if text.startswith("-") and len(text) >= 2:
+        return text[:2], text[2:].strip().lstrip("=").strip()
+    return text, ""
+
+
+def parse_gpu_directive(option: str, value: str) -> tuple[str | None, int] | None:
+    """(GPU type or None, count) of a GPU request line; None when it asks for no GPU.
+
+    >>> parse_gpu_directive("--gres", "gpu:h100:2"), parse_gpu_directive("--gres", "gpu:1")
+    (('h100', 2), (None, 1))
+    >>> parse_gpu_directive("--gpus-per-node", "h100_1g.10gb:1"), parse_gpu_directive("--gpus", "2")
+    (('h100_1g.10gb', 1), (None, 2))
+    >>> parse_gpu_directive("--gres", "lscratch:10") is None
+    True
+    """
+    if option == "--gres":
+        if not value.startswith("gpu"):
+            return None
+        parts = value.split(":")[1:]
+    else:
+        parts = value.split(":")
+    parts = [p for p in parts if p]
+    if not parts:
+        return None, 1
+    if parts[-1].isdigit():
+        count, kind = int(parts[-1]), parts[:-1]
+    else:
+        count, kind = 1, parts
+    return (kind[-1] if kind else None), count
+
+
 def lifetime_args(walltime_seconds: int) -> list[str]:
     """Worker `--lifetime`/`--lifetime-stagger` ending the worker before Slurm's walltime.
 
