@@ -26,6 +26,16 @@ folder — never `sacct`, which automation nodes forbid:
 
 The job needs the same Python environment as the notebook (dask, distributed,
 dask-jobqueue, cloudpickle) at `python` on the cluster.
+
+Secured (issue 9): compute nodes are shared with other people, so the batch
+step first makes temporary TLS credentials (`Security.temporary()`, one
+self-signed certificate per run) in the run folder, which only the person's
+account can read (umask 077: folder 0700, key 0600). The scheduler, workers and
+client all require TLS with those credentials (mutual: a peer without the
+run's certificate cannot connect), listen on the node's own address only (not
+every interface), and there is no dashboard: Dask's HTTP servers get no routes
+at all, TLS, and the node's address (nobody could reach a dashboard from the
+notebook in this mode; on a shared node it would be open to everyone).
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from .transport import run_blocking
 
 #: File names in the run folder (see the module docstring).
 STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED, LOG = "status.json", "result.b64", "error.json", "exit_code", "signalled", "job.log"
+TLS_CERT, TLS_KEY = "tls-cert.pem", "tls-key.pem"
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
 _SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.:,=@%/+-]*$")
 
@@ -80,25 +91,77 @@ def status(phase, **extra):
     write("status.json", json.dumps(dict(extra, phase=phase, time=time.time())))
 
 
+def make_tls():
+    """Temporary TLS credentials of this run, readable by this account only (batch step, once)."""
+    from distributed.security import Security
+
+    sec = Security.temporary()
+    old = os.umask(0o077)
+    try:
+        (RUN / "tls-cert.pem").write_text(sec.tls_ca_file)  # one self-signed certificate: its own CA
+        (RUN / "tls-key.pem").write_text(sec.tls_scheduler_key)
+    finally:
+        os.umask(old)
+
+
+def security():
+    from distributed.security import Security
+
+    cert, key = str(RUN / "tls-cert.pem"), str(RUN / "tls-key.pem")
+    return Security(
+        require_encryption=True, tls_ca_file=cert,
+        tls_scheduler_cert=cert, tls_scheduler_key=key,
+        tls_worker_cert=cert, tls_worker_key=key,
+        tls_client_cert=cert, tls_client_key=key,
+    )
+
+
+def node_address():
+    """This node's own address (listen there, not on every interface)."""
+    import socket
+
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
 def main():
     import cloudpickle
+    import dask
     from dask_jobqueue.slurm import SLURMRunner
     from distributed import Client
 
+    sec = security()
+    host = node_address()
+    cert, key = str(RUN / "tls-cert.pem"), str(RUN / "tls-key.pem")
+    # Dask's HTTP servers (dashboard, metrics, health): no routes at all, TLS, node address only
+    dask.config.set({
+        "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": [],
+        "distributed.scheduler.dashboard.tls.cert": cert, "distributed.scheduler.dashboard.tls.key": key,
+        "distributed.scheduler.dashboard.tls.ca-file": cert,
+    })
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
-    worker_options = {"nthreads": cpus, "local_directory": os.environ.get("SLURM_TMPDIR") or str(RUN / "dask-tmp")}
+    worker_options = {"nthreads": cpus, "local_directory": os.environ.get("SLURM_TMPDIR") or str(RUN / "dask-tmp"),
+                      "security": sec, "protocol": "tls", "host": host, "dashboard_address": f"{host}:0"}
     if os.environ.get("SLURM_MEM_PER_CPU"):
         worker_options["memory_limit"] = int(os.environ["SLURM_MEM_PER_CPU"]) * cpus * 2**20
     scheduler_options = json.loads(os.environ.get("SCIP_INJOB_SCHEDULER_OPTIONS") or "{}")
-    scheduler_options.setdefault("dashboard_address", ":0")  # several runs may share a node
+    scheduler_options.pop("dashboard_address", None)
+    # TLS with this run's credentials only, on this node's address only, and no dashboard
+    scheduler_options.update(security=sec, protocol="tls", host=host, dashboard=False, dashboard_address=f"{host}:0")
     with SLURMRunner(
         scheduler_file=str(RUN / "scheduler-{job_id}.json"),
         scheduler_options=scheduler_options,
         worker_options=worker_options,
     ) as runner:
         # only task 1 (the client) gets here; the scheduler and workers return when it closes
+        from distributed.core import rpc
+
+        # dask-jobqueue's runner ends the scheduler through an rpc without credentials: give it ours
+        runner.scheduler_comm = rpc(runner.scheduler_address, connection_args=sec.get_connection_args("client"))
         status("starting", workers=runner.n_workers)
-        with Client(runner) as client:
+        with Client(runner, security=sec) as client:
             client.wait_for_workers(runner.n_workers, timeout=float(os.environ.get("SCIP_INJOB_WORKER_TIMEOUT", "600")))
             status("running", workers=runner.n_workers)
             try:
@@ -124,6 +187,9 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--make-tls"]:
+        make_tls()
+        sys.exit(0)
     try:
         main()
     except SystemExit:
@@ -202,7 +268,8 @@ def injob_script(spec: InJobSpec, payload_b64: str, driver: str = DRIVER) -> str
 # SCIP in-job Dask run: task 0 scheduler, task 1 client (your code), tasks 2+ workers.
 RUN='{spec.run_dir}'
 case "$RUN" in /*) ;; *) RUN="$HOME/$RUN" ;; esac
-mkdir -p "$RUN" && cd "$RUN" || exit 3
+umask 077  # the run folder, its TLS key and results: this account only
+mkdir -p "$RUN" && chmod 700 "$RUN" && cd "$RUN" || exit 3
 exec >>"$RUN/{LOG}" 2>&1
 trap 'echo "$(date -Is) stopped by a signal" > "$RUN/{SIGNALLED}"' TERM
 echo "$(date -Is) job $SLURM_JOB_ID on $(hostname): {spec.ntasks} tasks"
@@ -214,6 +281,7 @@ cat > "$RUN/payload.b64" <<'SCIP_PAYLOAD_EOF'
 SCIP_PAYLOAD_EOF
 {prologue}export SCIP_INJOB_DIR="$RUN"
 export SCIP_INJOB_SCHEDULER_OPTIONS={shlex.quote(options)}
+{shlex.quote(spec.python)} "$RUN/driver.py" --make-tls || {{ echo "could not make the run's TLS credentials"; echo 4 > "$RUN/{EXIT_CODE}"; exit 4; }}
 srun --ntasks={spec.ntasks} --kill-on-bad-exit=1 {shlex.quote(spec.python)} "$RUN/driver.py" &
 wait $!
 code=$?

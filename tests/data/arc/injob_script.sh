@@ -11,7 +11,8 @@
 # SCIP in-job Dask run: task 0 scheduler, task 1 client (your code), tasks 2+ workers.
 RUN='.scip/injob/abc123'
 case "$RUN" in /*) ;; *) RUN="$HOME/$RUN" ;; esac
-mkdir -p "$RUN" && cd "$RUN" || exit 3
+umask 077  # the run folder, its TLS key and results: this account only
+mkdir -p "$RUN" && chmod 700 "$RUN" && cd "$RUN" || exit 3
 exec >>"$RUN/job.log" 2>&1
 trap 'echo "$(date -Is) stopped by a signal" > "$RUN/signalled"' TERM
 echo "$(date -Is) job $SLURM_JOB_ID on $(hostname): 5 tasks"
@@ -24,6 +25,7 @@ SCIP_PAYLOAD_EOF
 module load python/3.11
 export SCIP_INJOB_DIR="$RUN"
 export SCIP_INJOB_SCHEDULER_OPTIONS='{}'
+/opt/env/bin/python "$RUN/driver.py" --make-tls || { echo "could not make the run's TLS credentials"; echo 4 > "$RUN/exit_code"; exit 4; }
 srun --ntasks=5 --kill-on-bad-exit=1 /opt/env/bin/python "$RUN/driver.py" &
 wait $!
 code=$?
