@@ -356,6 +356,8 @@ SNIPPETS = {
 
         from dask.distributed import Client
         client = Client(cluster)
+
+        cluster.adapt(maximum_jobs=2)
     """,
     "configuration-file": """
         from dask_jobqueue import SLURMCluster
@@ -364,6 +366,9 @@ SNIPPETS = {
 
         from dask.distributed import Client
         client = Client(cluster)  # Connect this local process to remote workers
+
+        cluster.adapt(minimum_jobs=1, maximum_jobs=2)  # auto-scale between 1 and 2 jobs
+        cluster.adapt(maximum_memory="2 GiB")  # or use core/memory limits
     """,
     "prologue-and-skip": """
         from dask_jobqueue import SLURMCluster
