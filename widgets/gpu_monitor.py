@@ -7,7 +7,7 @@ is said so in words rather than as an empty chart.
 
     from scip_widgets import GpuMonitorView
     from scip_jupyter.culling.monitor import GpuMonitor
-    GpuMonitorView(GpuMonitor.for_this_server())
+    GpuMonitorView(GpuMonitor.from_service())   # in JupyterLab: readings and notices from the scip-gpu service
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ COLUMNS = (("key", N_("Server")), ("holds", N_("GPU")), ("utilisation_text", N_(
 
 #: Autoescaped: every value is model data, never marked safe.
 GPU_TABLE = """
+{% for n in notices %}<p class="scip-gpu-notice" style="color: #a15c00">{{ n }}</p>{% endfor %}
 <table class="scip-gpu-monitor" style="font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px;">
 <thead><tr>{% for h in headers %}<th style="text-align:left; padding-right:1em">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
@@ -45,8 +46,9 @@ GPU_TABLE = """
 _ENV = environment(DictLoader({"gpu_table.html": GPU_TABLE}), strict=False)
 
 
-def render_table(rows: list[GpuRow], error: str = "") -> str:
-    return _ENV.get_template("gpu_table.html").render(headers=[_(h) for _a, h in COLUMNS], rows=rows, error=error)
+def render_table(rows: list[GpuRow], error: str = "", notices: list[str] = ()) -> str:
+    return _ENV.get_template("gpu_table.html").render(headers=[_(h) for _a, h in COLUMNS], rows=rows, error=error,
+                                                      notices=list(notices))
 
 
 class GpuMonitorView(View):
@@ -66,7 +68,7 @@ class GpuMonitorView(View):
         return f"GpuMonitorView({'; '.join(parts) or 'no servers'})"
 
     def _repr_html_(self) -> str:
-        return render_table(self.model.rows, self.model.error)
+        return render_table(self.model.rows, self.model.error, self.model.notices)
 
     def _build(self):
         import ipywidgets as w
@@ -78,9 +80,11 @@ class GpuMonitorView(View):
         p.table = w.VBox([])
         p.error = w.Label()
         p.error.add_class("scip-gpu-error")
-        box = w.VBox([p.refresh, p.table, p.error])
+        p.notices = w.VBox([])  # the person's open notices (idle warning, budget)
+        p.notices.add_class("scip-gpu-notices")
+        box = w.VBox([p.notices, p.refresh, p.table, p.error])
         box.add_class("scip-gpu-monitor")
-        self.model.observe(self._on_change, names=["rows", "error", "refreshed_at"])
+        self.model.observe(self._on_change, names=["rows", "error", "refreshed_at", "notices"])
         self._update()
         if self.auto_refresh:
             self._periodic = Periodic(self._tick, lambda: self.model.interval)
@@ -121,10 +125,17 @@ class GpuMonitorView(View):
         if tuple(p.table.children) != children:
             p.table.children = children
         set_if_changed(p.error, "value", self.model.error)
+        if [c.value for c in p.notices.children] != list(self.model.notices):
+            labels = []
+            for text in self.model.notices:
+                label = self._w.Label(text)
+                label.add_class("scip-gpu-notice")
+                labels.append(label)
+            p.notices.children = tuple(labels)
 
     def close(self) -> None:
         if self._periodic is not None:
             self._periodic.stop()
         if hasattr(self.parts, "table"):
-            self.model.unobserve(self._on_change, names=["rows", "error", "refreshed_at"])
+            self.model.unobserve(self._on_change, names=["rows", "error", "refreshed_at", "notices"])
         super().close()

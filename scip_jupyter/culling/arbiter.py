@@ -24,7 +24,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any, Callable, Mapping
 
 from ..allocations.ledger import utcnow
@@ -50,8 +50,9 @@ class ProfileInfo:
     """What the arbiter needs of the catalog: GPU share and MIG slice by slug, and the default slug."""
 
     def __init__(self, weights: Mapping[str, float], mig: Mapping[str, str | None] | None = None,
-                 default: str = ""):
+                 default: str = "", models: Mapping[str, str] | None = None):
         self.weights, self.mig, self.default = dict(weights), dict(mig or {}), default
+        self.models = dict(models or {})  # slug -> GPU model ("h100")
 
     @classmethod
     def from_catalog(cls, catalog) -> "ProfileInfo":
@@ -62,6 +63,7 @@ class ProfileInfo:
             {p.slug: gpu_weight(p) for p in catalog.profiles},
             {p.slug: (str(p.mig_profile) if p.mig_profile else None) for p in catalog.profiles},
             default,
+            {p.slug: str(p.gpu_model) for p in catalog.profiles if p.gpu_model},
         )
 
 
@@ -82,8 +84,10 @@ class GpuArbiter:
         self._locks: dict[float, asyncio.Lock] = {}
         self.warned: dict[str, dt.datetime] = {}
         self.verdicts: dict[str, Verdict] = {}
-        #: server key -> (profile, MIG slice or None, last Reading or None): what the monitor shows
-        self.readings: dict[str, tuple[str, str | None, Any]] = {}
+        #: server key -> (profile, GPU share, MIG slice or None, last Reading or None): what the monitor shows
+        self.readings: dict[str, tuple[str, float, str | None, Any]] = {}
+        #: server key -> the latest utilisation of each round (the monitor's sparkline)
+        self.history: dict[str, deque] = {}
         self.counts: Counter = Counter()  # (server key, action) -> decisions
         self.source_reads = 0
         self.source_errors = 0
@@ -119,6 +123,7 @@ class GpuArbiter:
         s = self.server_of(server)
         rule = self.settings.rule_for(s.profile)
         reading = None
+        mig = self.profiles.mig.get(s.profile)
         if s.has_gpu and rule.enabled and self.source is not None:
             try:
                 snap = await self._snapshot(rule.idle_time)
@@ -126,9 +131,11 @@ class GpuArbiter:
                 self.source_errors += 1
                 log.warning("GPU culler: %s source failed, activity rule this round: %s", self.source.name, exc)
             else:
-                mig = self.profiles.mig.get(s.profile)
                 reading = snap.get(target_for(server, self.settings.pod_name_template, self.settings.namespace, mig))
-                self.readings[s.key] = (s.profile, mig, reading)
+                if reading is not None:
+                    self.history.setdefault(s.key, deque(maxlen=60)).append(
+                        reading.now if reading.now is not None else reading.peak)
+        self.readings[s.key] = (s.profile, s.gpu_weight, mig, reading)
         secs = inactive.total_seconds() if inactive is not None else None
         return decide(s, reading, rule, self.warned.get(s.key), self.clock(), secs, inactive_limit)
 

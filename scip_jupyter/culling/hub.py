@@ -9,8 +9,9 @@ Adds, for both hubs:
 * its role: list servers with their state and activity, stop servers
   (jupyterhub-idle-culler's scopes plus `admin:server_state` for pod names);
 * `access:services!service=scip-gpu` for every user (the `user` role) and in
-  each server's own token (`Spawner.server_token_scopes`), so the home page,
-  JupyterLab and the monitor widget may read the person's own notices.
+  each server's own token (`Spawner.server_token_scopes`), and the service's URL
+  in each server's environment (`$SCIP_GPU_SERVICE_URL`), so the home page,
+  JupyterLab and the monitor widget may read the person's own notices and GPUs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .service import ENV_ALLOCATIONS, ENV_CATALOG, ENV_COURSES, ENV_LEDGER, ENV_
 from .settings import BudgetWatcher, GPUCulling, to_json
 
 ENV_CONFIG = "SCIP_GPU_CONFIG"
+#: In each server's environment: the service's own URL (with its prefix), for the monitor widget.
+ENV_SERVICE_URL = "SCIP_GPU_SERVICE_URL"
 SERVICE_SCOPES = [
     "list:users", "read:users:name", "read:users:activity", "read:servers", "delete:servers",
     "admin:server_state", "read:users",
@@ -92,6 +95,10 @@ def configure_gpu(c, setup, wiring) -> None:
         wiring.roles.append({"name": "user", "scopes": ["self", ACCESS]})
     elif ACCESS not in user_role.setdefault("scopes", ["self"]):
         user_role["scopes"].append(ACCESS)
+    # where a server (JupyterLab, the monitor widget) finds the service: notices and its GPU readings
+    env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+    env[ENV_SERVICE_URL] = service["url"] + f"/services/{SERVICE_NAME}/"
+    c.Spawner.environment = env
     current = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else list(SERVER_SCOPES)
     if ACCESS not in current:
         c.Spawner.server_token_scopes = current + [ACCESS]

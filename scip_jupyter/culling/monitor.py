@@ -4,7 +4,8 @@ Reads the same sources as the culler (`sources.py`: Prometheus/DCGM, NVML), so
 what a person sees is what the culler judges. The view (`scip_widgets.gpu_monitor`)
 only observes `rows`, `error` and `refreshed_at` and calls `refresh()`.
 
-    monitor = GpuMonitor.for_this_server()    # in a notebook: this server, from its environment
+    monitor = GpuMonitor.from_service()       # in JupyterLab: this server through the scip-gpu service
+    monitor = GpuMonitor.for_this_server()    # or straight from a source (Prometheus URL, NVML)
     await monitor.refresh()
     monitor.rows[0].utilisation, monitor.rows[0].spark
 
@@ -104,18 +105,42 @@ class GpuRow:
         return f"{self.memory_used / 1024:.1f}{total} GiB"
 
 
+class ServiceClient:
+    """The `scip-gpu` service as a server sees it: `$SCIP_GPU_SERVICE_URL` with the server's own token."""
+
+    def __init__(self, url: str, token: str, timeout: float = 10.0):
+        self.url, self.token, self.timeout = url.rstrip("/") + "/", token, timeout
+
+    async def get(self, path: str) -> dict:
+        import json
+
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+        try:
+            resp = await AsyncHTTPClient().fetch(self.url + path, headers={"Authorization": f"token {self.token}"},
+                                                 request_timeout=self.timeout)
+        except HTTPClientError as exc:
+            raise SourceError(f"scip-gpu service: HTTP {exc.code}") from exc
+        return json.loads(resp.body)
+
+
 class GpuMonitor(HasTraits):
-    """Per-server GPU rows, refreshed from a source (see the module docstring)."""
+    """Per-server GPU rows, refreshed from a source or the `scip-gpu` service (see the module docstring)."""
 
     rows = List()
+    #: The person's open notices (idle warning, budget), as sentences; from the service only.
+    notices = List()
     error = Unicode("")
     refreshed_at = Instance(dt.datetime, allow_none=True)
     interval = Float(10.0, help="Seconds between refreshes of the view.")
 
-    def __init__(self, servers: list[ServerSpec], source: Any = None, window: float = 60.0, **kwargs):
+    def __init__(self, servers: list[ServerSpec], source: Any = None, window: float = 60.0,
+                 service: ServiceClient | None = None, **kwargs):
         super().__init__(**kwargs)
         self.servers = list(servers)
         self.source = source
+        self.service = service
+        self._service_source = ""
         self.window = window
         self._history: dict[str, deque] = {s.key: deque(maxlen=HISTORY) for s in self.servers}
         self._primed: set[str] = set()
@@ -123,7 +148,17 @@ class GpuMonitor(HasTraits):
 
     @property
     def source_name(self) -> str:
+        if self.service is not None:
+            return self._service_source
         return getattr(self.source, "name", "") if self.source is not None else ""
+
+    @classmethod
+    def from_service(cls, env=os.environ, client: ServiceClient | None = None) -> "GpuMonitor":
+        """This person's servers as the `scip-gpu` service sees them (what JupyterLab shows): readings,
+        history and open notices, through `$SCIP_GPU_SERVICE_URL` with `$JUPYTERHUB_API_TOKEN`."""
+        client = client or ServiceClient(env.get("SCIP_GPU_SERVICE_URL", ""), env.get("JUPYTERHUB_API_TOKEN", ""))
+        user, name = env.get("JUPYTERHUB_USER", ""), env.get("JUPYTERHUB_SERVER_NAME", "")
+        return cls([ServerSpec(f"{user}/{name}", "")], service=client)
 
     @classmethod
     def for_this_server(cls, env=os.environ, source: Any = None) -> "GpuMonitor":
@@ -157,7 +192,42 @@ class GpuMonitor(HasTraits):
             row.memory_used, row.memory_total = reading.memory_used, reading.memory_total
         return row
 
+    async def _refresh_from_service(self) -> None:
+        try:
+            gpu = await self.service.get("api/gpu")
+            notices = await self.service.get("api/notices")
+        except (SourceError, OSError, ValueError) as exc:
+            self.error = _("GPU metrics unavailable: {error}").format(error=exc)
+            return
+        self.error = ""
+        self._service_source = "" if gpu.get("source") in (None, "none") else gpu["source"]
+        rows = []
+        for spec in self.servers:
+            info = gpu.get("servers", {}).get(spec.key)
+            row = GpuRow(spec.key, (info or {}).get("profile", spec.profile), "")
+            if info is None:
+                row.note = _("No GPU metrics for this server yet.")
+            elif not info.get("gpu_share"):
+                row.holds, row.note = slice_label(None, None), _("No GPU on this server.")
+            else:
+                row.holds = slice_label(info.get("gpu_model") or "gpu", info.get("mig_profile"))
+                if not self._service_source:
+                    row.note = _("No GPU metrics source: utilisation is not measured here.")
+                elif info.get("utilisation") is None and info.get("peak") is None:
+                    row.note = _("No GPU metrics for this server yet.")
+                else:
+                    row.utilisation = info["utilisation"] if info.get("utilisation") is not None else info["peak"]
+                    row.memory_used, row.memory_total = info.get("memory_used"), info.get("memory_total")
+                    row.history = list(info.get("history") or [])
+            rows.append(row)
+        self.rows = rows
+        self.notices = [n["text"] for n in notices.get("notices", [])]
+
     async def refresh(self) -> None:
+        if self.service is not None:
+            await self._refresh_from_service()
+            self.refreshed_at = dt.datetime.now(dt.timezone.utc)
+            return
         gpu = [s for s in self.servers if s.has_gpu and s.target is not None]
         readings: dict = {}
         self.error = ""

@@ -168,12 +168,14 @@ class GpuHandler(_Base):
         if user != who.get("name") and not self.may_read_others(who):
             raise web.HTTPError(403, "user: you may read only your own servers")
         servers = {}
-        for key, (profile, mig, r) in arbiter.readings.items():
+        for key, (profile, weight, mig, r) in arbiter.readings.items():
             if key.split("/", 1)[0] != user:
                 continue
-            servers[key] = {"profile": profile, "mig_profile": mig, "utilisation": r.now if r else None,
-                            "peak": r.peak if r else None, "memory_used": r.memory_used if r else None,
-                            "memory_total": r.memory_total if r else None}
+            servers[key] = {"profile": profile, "gpu_share": weight, "mig_profile": mig,
+                            "gpu_model": arbiter.profiles.models.get(profile) if weight else None,
+                            "utilisation": r.now if r else None, "peak": r.peak if r else None,
+                            "memory_used": r.memory_used if r else None, "memory_total": r.memory_total if r else None,
+                            "history": list(arbiter.history.get(key, ()))}
         self.reply({"source": getattr(arbiter.source, "name", "none"), "servers": servers})
 
 

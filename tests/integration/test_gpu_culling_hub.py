@@ -16,6 +16,7 @@ Nothing measures time: the test waits (bounded) for the service's counted decisi
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import threading
@@ -23,6 +24,7 @@ import time
 
 import pytest
 
+from scip_jupyter.culling.monitor import GpuMonitor
 from scip_jupyter.culling.records import Records
 
 pytestmark = [pytest.mark.hub, pytest.mark.prometheus]
@@ -33,7 +35,7 @@ SETTINGS = {
         "source": "prometheus", "namespace": "scip", "cull_every": 2, "threshold": 5,
         "idle_time": 6, "warning_time": 4, "activity_timeout": 3600,
         # per profile: the instructor's slice gets a longer warning (time to resume)
-        "profiles": {"mig-3g-40gb": {"warning_time": 12}},
+        "profiles": {"mig-3g-40gb": {"warning_time": 24}},
     },
     "BudgetWatcher": {"enabled": False},
 }
@@ -81,6 +83,18 @@ def decisions(st: dict, key: str, action: str) -> int:
     return st["servers"].get(key, {}).get("decisions", {}).get(action, 0)
 
 
+def monitor_of(hub, user: str) -> GpuMonitor:
+    """The GPU monitor widget's model as the person's JupyterLab builds it: their own token, the service URL."""
+    r = hub.api("POST", f"/users/{user}/tokens", json={"scopes": ["access:services!service=scip-gpu"], "note": "test"})
+    assert r.status_code == 201, r.text
+    env = {"SCIP_GPU_SERVICE_URL": hub.url + "/services/scip-gpu/", "JUPYTERHUB_API_TOKEN": r.json()["token"],
+           "JUPYTERHUB_USER": user, "JUPYTERHUB_SERVER_NAME": ""}
+    monitor = GpuMonitor.from_service(env)
+    asyncio.run(monitor.refresh())
+    assert not monitor.error, monitor.error
+    return monitor
+
+
 def test_gpu_culler_culls_idle_keeps_busy_and_cpu_and_spares_who_resumes(gpu_hub, dcgm_exporter):
     hub = gpu_hub
     assert hub.api("POST", f"/users/{CPU_USER}").status_code == 201
@@ -113,6 +127,10 @@ def test_gpu_culler_culls_idle_keeps_busy_and_cpu_and_spares_who_resumes(gpu_hub
         assert r.status_code == 200, r.text
         (notice,) = [n for n in r.json()["notices"] if n["kind"] == "idle-warning"]
         assert notice["text"].startswith("Le GPU de votre serveur") and notice["deadline"]
+        # ... and in the GPU monitor widget (JupyterLab), with their own token: a slice, idle, warned
+        (row,) = monitor_of(hub, "instructor1").rows
+        assert row.holds == "MIG slice 3g.40gb: 3/7 of an H100" and row.utilisation is not None and row.utilisation < 5
+        assert any("has been idle" in n for n in monitor_of(hub, "instructor1").notices)
         # ... and resumes work on the GPU
         dcgm_exporter.set("jupyter-instructor1", util=70, mig="3g.40gb")
 
@@ -146,6 +164,12 @@ def test_gpu_culler_culls_idle_keeps_busy_and_cpu_and_spares_who_resumes(gpu_hub
     assert final["servers"]["instructor1/"]["reason"].startswith("GPU busy")
     assert "instructor1/" not in final["warned"]
     assert not [n for n in records.notices(user="instructor1", open_only=True)]
+    # the busy slice in the monitor widget: utilisation, memory of the slice, a sparkline
+    (row,) = monitor_of(hub, "student1").rows
+    assert row.holds.startswith("MIG slice 1g.10gb") and row.utilisation == 85 and row.memory_total == 9984
+    assert row.spark and not row.note
+    (row,) = monitor_of(hub, CPU_USER).rows
+    assert row.note == "No GPU on this server."
     # the CPU server is judged by the web-activity rule only, never warned
     assert final["servers"][f"{CPU_USER}/"]["rule"] == "activity"
     assert records.notices(user=CPU_USER) == []

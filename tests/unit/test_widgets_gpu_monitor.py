@@ -92,3 +92,37 @@ def test_for_this_server_reads_the_environment():
     assert m.source_name == "prometheus" and m.servers[0].target.pod == "jupyter-ana"
     cpu = GpuMonitor.for_this_server({"JUPYTERHUB_USER": "ana"})
     assert cpu.source is None and cpu.rows[0].note == "No GPU on this server."
+
+
+class FakeService:
+    def __init__(self, gpu, notices=()):
+        self.answers = {"api/gpu": gpu, "api/notices": {"notices": [{"text": t} for t in notices]}}
+
+    async def get(self, path):
+        return self.answers[path]
+
+
+def test_from_service_shows_this_server_and_the_persons_notices():
+    gpu = {"source": "prometheus", "servers": {"ana/": {
+        "profile": "mig-3g-40gb", "gpu_share": 3 / 7, "gpu_model": "h100", "mig_profile": "3g.40gb",
+        "utilisation": 2.0, "peak": 3.0, "memory_used": 2048, "memory_total": 40192, "history": [90, 40, 2]}}}
+    env = {"JUPYTERHUB_USER": "ana", "JUPYTERHUB_SERVER_NAME": ""}
+    m = GpuMonitor.from_service(env, client=FakeService(gpu, ["The GPU of your server default has been idle"]))
+    asyncio.run(m.refresh())
+    (row,) = m.rows
+    assert (row.holds, row.utilisation_text, row.spark) == ("MIG slice 3g.40gb: 3/7 of an H100", "2 %", "▇▄▁")
+    assert m.notices == ["The GPU of your server default has been idle"] and m.source_name == "prometheus"
+    html = GpuMonitorView(m, auto_refresh=False)._repr_html_()
+    assert "has been idle" in html
+
+
+@pytest.mark.parametrize("gpu, note", [
+    ({"source": "none", "servers": {"ana/": {"profile": "h100-full", "gpu_share": 1.0, "gpu_model": "h100"}}},
+     "No GPU metrics source: utilisation is not measured here."),
+    ({"source": "prometheus", "servers": {"ana/": {"profile": "cpu-small", "gpu_share": 0.0}}}, "No GPU on this server."),
+    ({"source": "prometheus", "servers": {}}, "No GPU metrics for this server yet."),
+])
+def test_from_service_says_plainly_what_is_missing(gpu, note):
+    m = GpuMonitor.from_service({"JUPYTERHUB_USER": "ana"}, client=FakeService(gpu))
+    asyncio.run(m.refresh())
+    assert m.rows[0].note == note
