@@ -195,14 +195,14 @@ def sbatch_request(argv: Sequence[str], script: str | None, environment: dict[st
     wrap = cli.pop("wrap", None)
     if positional:
         raise SbatchOptionError(f"sbatch command line: a script file ({positional[0]}) cannot be sent; pass the script on standard input")
+    if wrap is not None:
+        script = f"#!/bin/sh\n{wrap}\n"
     if script is None:
-        raise SbatchOptionError("sbatch: no script on standard input")
+        raise SbatchOptionError("no script on standard input (and no --wrap)")
     in_script, _ = parse_options(script_directives(script), "#SBATCH line")
     job: dict[str, object] = {"current_working_directory": cwd, "environment": dict(environment)}
     job.update(in_script)
     job.update(cli)
-    if wrap is not None:
-        script = f"#!/bin/sh\n{wrap}\n"
     return {"script": script, "job": job}
 
 
