@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import secrets
 import signal
@@ -276,14 +277,43 @@ def _stop_on_term(signum, _frame):  # before the hub has its own handlers: SIGTE
     raise SystemExit(128 + signum)
 
 
+#: The hub's internal ports, kept in the state folder (private/ports.json).
+_PORTS_FILE = "ports.json"
+
+
+def _internal_ports(state_dir: Path) -> dict[str, str]:
+    """The hub API and proxy API ports: from the environment, else the ones this state folder used last.
+
+    Servers outlive a hub killed with `kill -9` and reach it on its API port: a
+    restarted hub must listen where they look, or they answer 500 to everyone.
+    """
+    try:
+        saved = json.loads((state_dir / "private" / _PORTS_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    out = {}
+    for key in (ENV_HUB_PORT, ENV_PROXY_API_PORT):
+        value = os.environ.get(key) or str(saved.get(key, "") if isinstance(saved, dict) else "")
+        out[key] = value if value.isdigit() else str(free_port())
+    return out
+
+
+def _remember_ports(settings: "HubSettings") -> None:
+    path = settings.private / _PORTS_FILE
+    try:
+        path.write_text(json.dumps({ENV_HUB_PORT: str(settings.hub_port), ENV_PROXY_API_PORT: str(settings.proxy_api_port)}))
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     env = {
         ENV_STATE: str(args.state_dir.resolve()),
         ENV_IP: args.ip,
         ENV_PORT: str(args.port),
         ENV_CATALOG: str(args.catalog.resolve()),
-        ENV_HUB_PORT: os.environ.get(ENV_HUB_PORT) or str(free_port()),
-        ENV_PROXY_API_PORT: os.environ.get(ENV_PROXY_API_PORT) or str(free_port()),
+        **_internal_ports(args.state_dir.resolve()),
     }
     settings = HubSettings.from_env({**os.environ, **env})
     problems = _problems(args, settings)
@@ -295,6 +325,7 @@ def run(args: argparse.Namespace) -> int:
         print(_("scip-jupyter up: warning: listening on %(ip)s, reachable from other machines") % {"ip": args.ip},
               file=sys.stderr)
     prepare_state(settings)
+    _remember_ports(settings)
     signal.signal(signal.SIGTERM, _stop_on_term)
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # started in the background: Ctrl-C / kill -INT still stop it
         signal.signal(signal.SIGINT, signal.default_int_handler)
