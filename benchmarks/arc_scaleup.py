@@ -9,7 +9,10 @@ transports:
   (forced command, Debian's default MaxStartups). ARCCluster uses its SSH
   transport (one connection, one channel per command); vanilla uses the usual
   workaround, an `sbatch` (and `scancel`) wrapper on PATH that forwards to ssh,
-  the job script on standard input.
+  the job script on standard input. The harness logs in with the key and the
+  certificate scripts/sshd-local signs for it (no bare shared key is accepted);
+- rest (ARCCluster only): slurmrestd with the person's own JWT, minted as the
+  hub mints it (scip_jupyter/identity_hub.py), through the `rest` transport.
 
 Figures per run: (a) submission latency, from `scale(N)` until Slurm has
 accepted every worker's job (every job id known), the number of `sbatch`
@@ -22,6 +25,7 @@ submissions, with the first error and what sshd logged about MaxStartups.
 The last line is the summary, key=value:
     submit_ratio=<ours/vanilla, ssh> workers_ratio=<ours/vanilla, local>
     sbatch_ours=<n> sbatch_vanilla=<n> failed_ours=<n> failed_vanilla=<n>
+    rest_submit_ratio=<ARCCluster over REST / vanilla SLURMCluster over ssh, submission latency>
 (sbatch_* = sbatch calls for one scale(N); failed_* = both transports together.)
 """
 
@@ -49,7 +53,9 @@ from distributed.security import Security  # noqa: E402
 from scip_jupyter.arc.cluster import ARCCluster, private_dir  # noqa: E402
 from scip_jupyter.arc.presets import load_presets  # noqa: E402
 from scip_jupyter.arc.tags import JobTags  # noqa: E402
+from scip_jupyter.arc.rest import RestTransport, SlurmToken  # noqa: E402
 from scip_jupyter.arc.transport import SSHTarget, SSHTransport  # noqa: E402
+from scip_jupyter.identity_hub import SCIPCredentials  # noqa: E402
 
 WALLTIME = "00:20:00"
 MEMORY = "256MiB"
@@ -163,10 +169,24 @@ def measure(run: Run, cluster, calls, needle: str, timeout: float) -> None:
     run.submit_rpcs = None if after is None or after < rpcs_before else after - rpcs_before
 
 
+def rest_transport() -> RestTransport:
+    """The rest transport with this account's own token, minted as the hub mints it."""
+    issuer = SCIPCredentials(slurm_jwt_key_file=str(ROOT / ".state" / "slurm" / "jwt" / "jwt_hs256.key"))
+    account = getpass.getuser()
+
+    async def source():
+        token, expires = await issuer.slurm_token(account)
+        return SlurmToken(account, token, expires)
+
+    return RestTransport("local-slurm", f"http://127.0.0.1:{os.environ.get('SCIP_SLURMRESTD_PORT', '6820')}", source)
+
+
 def run_ours(transport_name: str, workers: int, presets, ssh: dict | None, log: Path, timeout: float) -> Run:
     run = Run("ARCCluster", transport_name, workers)
     server = f"bench{uuid.uuid4().hex[:6]}"
     transport = SSHTransport("local-slurm", SSHTarget(**ssh)) if ssh else None
+    if transport_name == "rest":
+        transport = rest_transport()
     cluster = ARCCluster(
         "local-slurm", presets=presets, transport=transport, user_accounts=["def-demo"],
         tags=JobTags(user=getpass.getuser(), server=server, project="def-demo", site="scip-local", jurisdiction="CA"),
@@ -286,6 +306,9 @@ def main() -> int:
                 runs.append(vanilla)
         os.environ["PATH"] = base_path
 
+    # rest: ARCCluster only (vanilla dask-jobqueue has no REST backend); its own token, no wrappers
+    runs.append(run_ours("rest", args.workers, presets, None, log, args.timeout))
+
     # sshd writes some log lines late: read its MaxStartups lines once it is stopped (or at the end)
     if "already running" not in sshd_out:
         sh([str(ROOT / "scripts" / "sshd-local"), "stop"], check=False)
@@ -314,6 +337,7 @@ def main() -> int:
 
     ours_ssh, van_ssh = get("ARCCluster", "ssh"), get("SLURMCluster", "ssh")
     ours_loc, van_loc = get("ARCCluster", "local"), get("SLURMCluster", "local")
+    ours_rest = get("ARCCluster", "rest")
     print()
     print(f"local medians over {args.rounds} round(s): time_to_workers ours={fmt(ours_loc.time_to_workers)} "
           f"vanilla={fmt(van_loc.time_to_workers)}")
@@ -322,7 +346,8 @@ def main() -> int:
         f"workers_ratio={ratio(ours_loc.time_to_workers, van_loc.time_to_workers)} "
         f"sbatch_ours={max(ours_ssh.sbatch_calls, ours_loc.sbatch_calls)} "
         f"sbatch_vanilla={max(van_ssh.sbatch_calls, van_loc.sbatch_calls)} "
-        f"failed_ours={ours_ssh.failed + ours_loc.failed} failed_vanilla={van_ssh.failed + van_loc.failed}"
+        f"failed_ours={ours_ssh.failed + ours_loc.failed} failed_vanilla={van_ssh.failed + van_loc.failed} "
+        f"rest_submit_ratio={ratio(ours_rest.submit_latency, van_ssh.submit_latency)}"
     )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
