@@ -215,7 +215,7 @@ def _refuse(name: str, problem: str, allowed: Sequence[str]) -> ARCRequestError:
     return ARCRequestError(name, problem, list(allowed))
 
 
-def _lines(name: str, value: Any, *, single: bool = False) -> list[str]:
+def _lines(name: str, value: Any) -> list[str]:
     """A list of one-line strings (a lone string is refused: dask-jobqueue would split it into characters)."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise _refuse(name, _("must be a list of strings, not {kind}").format(kind=type(value).__name__),

@@ -309,6 +309,26 @@ def test_argument_changes_what_runs_on_real_slurm(name, ran):
     assert check(result), (name, result.job, result.workers, result.info and next(iter(result.info.values())))
 
 
+@pytest.mark.parametrize("line, gres", [("--gres=gpu:h100_1g.10gb:1", "gres:gpu:h100_1g.10gb:1"),
+                                         ("--gpus-per-node=h100:2", "gres:gpu:h100:2")])
+def test_gpu_lines_from_slurmcluster_code_become_the_validated_gpu_request(slurm_cluster, submitted, server, line, gres):
+    """dask-jobqueue users ask for GPUs with job_extra_directives: ARCCluster reads them as gpus/gpu_type
+    (validated, the preset's directive style, the GPU partition) instead of passing them around the preset."""
+    cluster = ARCCluster("local-slurm", presets=PRESETS, tags=tags_for(server), user_accounts=["def-demo"],
+                         memory="512MiB", walltime="00:10:00", job_extra_directives=[line])
+    try:
+        cluster.scale(1)
+        task = wait_until(lambda: our_jobs(slurm_cluster, server), 90, "the GPU job in squeue")[0]
+        job = scontrol_job(slurm_cluster, task)
+        assert job["TresPerNode"] == gres and job["Partition"] == "gpu"
+        script = submitted()[0][1]
+        asked = [d for d in script.splitlines() if re.match(r"#SBATCH (-p|--gres|--gpus)", d)]
+        assert asked == ["#SBATCH -p gpu", f"#SBATCH --gpus-per-node={gres.split(':', 2)[2]}"]
+    finally:
+        cluster.close()
+    assert_no_jobs_left(slurm_cluster, server)
+
+
 # ---------------------------------------------------------------- job_script() is what sbatch receives
 
 
