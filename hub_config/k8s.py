@@ -64,6 +64,8 @@ SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
     "tolerateGpuTaint": ("SCIPKubeSpawner", "tolerate_gpu_taint", bool, "GPU pods tolerate the nvidia.com/gpu taint"),
     "configMap": ("SCIPKubeSpawner", "scip_config_map", str, "ConfigMap of courses/ARC presets mounted in notebook pods"),
     "slurm.configMap": ("SCIPKubeSpawner", "slurm_config_map", str, "ConfigMap holding slurm.conf"),
+    "storage": ("SCIPKubeSpawner", "storage", dict, "project/scratch/course data claims and their jurisdictions"),
+    "storagePathsPreset": ("SCIPKubeSpawner", "storage_paths_preset", str, "ARC preset whose storage paths pods mirror"),
 }
 #: Keys that once mounted a shared credential in every notebook pod; refused with why.
 REFUSED = {
@@ -109,6 +111,13 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
         return f"custom.scip.{key}: must be a list of ARC preset names (strings), e.g. [local-slurm]"
     if key == "coursesService.port" and not 1024 <= value <= 65535:
         return f"custom.scip.{key}: must be a port between 1024 and 65535, not {value}"
+    if key == "storage":
+        from scip_jupyter.storage import parse_storage
+
+        try:
+            parse_storage(value)
+        except ValueError as exc:
+            return f"custom.scip.{exc}"
     if key == "ledgerUrl":
         return _check_ledger_url(value)
     return None

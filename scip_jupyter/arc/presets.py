@@ -257,6 +257,11 @@ class ClusterPreset(StrictModel):
     max_array_size: int = Field(1001, ge=1, description="Slurm MaxArraySize: array indices stay below it.")
     network: NetworkConfig
     transport: TransportConfig
+    storage: dict[Literal["project", "scratch", "course"], str] = Field(
+        default_factory=dict,
+        description="Where data lives on this cluster, as path templates ({group}, {user}, {course}), e.g. "
+        "{project: /project/{group}, scratch: /scratch/{user}}; notebook pods mount the same paths (scip_jupyter.storage).",
+    )
     worker: WorkerDefaults = WorkerDefaults()
     limits: Limits = Limits()
     local_directory: str = Field(

@@ -267,12 +267,18 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     async def start(self):
         # Validation first (never trusts user_options), then the atomic reservation, then the backend.
         profile, options = self.scip_validate(self.user_options)
+        self.scip_check_data(profile, options)
         await self.scip_reserve(profile, options)
         try:
             return await super().start()
         except BaseException:
             await self.scip_release("start failed")
             raise
+
+    def scip_check_data(self, profile: Profile, options: dict) -> None:
+        """Refuse (HTTP 403 naming `project`) a spawn that would take data outside its jurisdiction.
+
+        Backends that mount project data override this; nothing is reserved or started before it."""
 
     async def stop(self, now=False):
         await super().stop(now=now)

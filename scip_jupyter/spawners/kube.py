@@ -32,10 +32,11 @@ from typing import Any
 
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Dict, Float, Unicode, default
+from traitlets import Bool, Dict, Float, TraitError, Unicode, default, validate
 
 from ..availability import KubeAvailability, profile_availability
-from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, profile_list_for, slurm_client_mounts
+from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, merge_named, profile_list_for, slurm_client_mounts
+from .. import storage as scip_storage
 from .base import SCIPSpawnerMixin
 from .k8s_events import PodTrouble, find_trouble, progress_words, trouble_html, trouble_message
 
@@ -58,6 +59,11 @@ OVERRIDDEN_TRAITS = (
     "pod_security_context",
     "container_security_context",
 )
+
+
+def _as_list(value) -> list:
+    """KubeSpawner list settings may be given as {key: item}."""
+    return [value[k] for k in sorted(value)] if isinstance(value, dict) else list(value or [])
 
 
 def catalog_profile_list(spawner: "SCIPKubeSpawner") -> list[dict[str, Any]]:
@@ -103,6 +109,76 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         help="""ConfigMap with courses.yaml and arc.yaml, mounted at /usr/local/etc/scip in notebook
         pods (sets SCIP_COURSES_FILE and SCIP_ARC_PRESETS). The Helm chart creates `scip-jupyter-config`.""",
     )
+
+    storage = Dict(
+        {},
+        config=True,
+        help="""Project, scratch and course data mounted in notebook pods at the paths the ARC
+        clusters use (see scip_jupyter/storage.py). Each project names the jurisdiction its
+        data must stay in; a spawn whose profile runs elsewhere is refused.
+
+        c.SCIPKubeSpawner.storage = {
+            "projects": {"lab-bc": {"claim": "projects", "jurisdiction": "CA-BC"}},
+            "scratch": {"claim": "scratch"},
+            "course_data": {"claim": "course-data"},
+        }
+        """,
+    )
+    storage_paths_preset = Unicode(
+        "",
+        config=True,
+        help="""ARC preset (arc.yaml) whose `storage` path templates notebook pods mirror, so a path
+        in the notebook is the same in its Slurm jobs; empty: /project/{group}, /scratch/{user}.""",
+    )
+
+    @validate("storage")
+    def _storage_valid(self, proposal):
+        try:
+            scip_storage.parse_storage(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    def scip_storage_config(self) -> scip_storage.StorageConfig:
+        config = scip_storage.parse_storage(self.storage)
+        if self.storage_paths_preset:
+            from ..arc.presets import load_default_presets
+
+            preset = load_default_presets().get(self.storage_paths_preset)  # unknown: names the presets
+            if preset.storage:
+                config = config.model_copy(update={"paths": {**config.paths, **preset.storage}})
+        return config
+
+    def scip_check_data(self, profile, options) -> None:
+        if not self.storage:
+            return
+        config = self.scip_storage_config()
+        groups = self.scip_user_groups()
+        mine = [config.projects[g] for g in sorted(groups & set(config.projects))]
+        fitting = [
+            p.display_name for p in self.scip_allowed_profiles()
+            if all(scip_storage.within(p.jurisdiction, m.jurisdiction) for m in mine)
+        ]
+        try:
+            scip_storage.storage_mounts(
+                config, self.user.name, groups, options.get("course", ""),
+                where=f"profile “{profile.display_name}” (site {profile.site})", jurisdiction=profile.jurisdiction,
+                fitting=fitting,
+            )
+        except scip_storage.JurisdictionError as exc:
+            self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, exc)
+            raise web.HTTPError(403, str(exc), reason="Data jurisdiction") from None
+
+    def _scip_apply_storage(self, profile, options) -> None:
+        if not self.storage:
+            return
+        volumes, mounts, env = scip_storage.storage_mounts(
+            self.scip_storage_config(), self.user.name, self.scip_user_groups(), options.get("course", ""),
+            where=profile.display_name, jurisdiction=profile.jurisdiction,
+        )
+        self.volumes = merge_named(_as_list(self.volumes), volumes)
+        self.volume_mounts = merge_named(_as_list(self.volume_mounts), mounts)
+        self.environment = {**self.environment, **env}
 
     fail_fast = Bool(
         True,
@@ -166,6 +242,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         self.log.info("Spawning %s with profile %s", self._log_name, profile.slug)
         self._scip_restore_configured()
         await super().load_user_options()
+        self._scip_apply_storage(profile, options)
 
     def _scip_restore_configured(self) -> None:
         configured = getattr(self, "_scip_configured", None)

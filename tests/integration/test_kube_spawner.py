@@ -7,11 +7,13 @@ its own namespace and counts what reached the API.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import kubernetes_validate
 import pytest
 from tornado import web
+from traitlets import TraitError
 
 from scip_jupyter.availability import KubeAvailability, profile_availability
 from scip_jupyter.spawners.kube import SCIPKubeSpawner
@@ -196,3 +198,57 @@ async def test_config_maps_are_mounted_and_no_secret_is(kube_api, kube_namespace
     [create] = pod_creations(kube_api, kube_namespace)
     kubernetes_validate.validate(create.data, "1.30", strict=True)
     await spawner.stop()
+
+
+STORAGE = {
+    "projects": {
+        "researchers": {"claim": "scip-projects", "jurisdiction": "CA"},
+        "lab-bc": {"claim": "scip-projects", "jurisdiction": "CA-BC"},
+    },
+    "scratch": {"claim": "scip-scratch"},
+    "course_data": {"claim": "scip-course-data"},
+}
+
+
+async def test_project_scratch_and_course_data_are_mounted_at_the_cluster_paths(kube_api, kube_namespace):
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, {"profile": "cpu-small"},
+                           storage=STORAGE)
+    await start(spawner)
+    pod = only_pod(kube_api, kube_namespace)
+    container = pod["spec"]["containers"][0]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/project/researchers"]["subPath"] == "researchers"
+    assert mounts[f"/scratch/{RESEARCHER[0]}"]["subPath"] == RESEARCHER[0]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
+    assert claims[mounts["/project/researchers"]["name"]] == "scip-projects"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["SCIP_PROJECT_DIRS"] == "/project/researchers" and env["SCIP_SCRATCH"] == f"/scratch/{RESEARCHER[0]}"
+    assert pss_violations(pod) == []
+    [create] = pod_creations(kube_api, kube_namespace)
+    kubernetes_validate.validate(create.data, "1.32", strict=True)
+    await spawner.stop()
+
+
+async def test_spawn_that_would_take_project_data_out_of_its_jurisdiction_is_refused(kube_api, kube_namespace):
+    user = make_user("bea", "researchers", "lab-bc")  # lab-bc's data must stay in CA-BC; the catalog's sites are CA
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, user, kube_namespace, {"profile": "cpu-small"}, storage=STORAGE)
+    with pytest.raises(web.HTTPError) as err:
+        await start(spawner)
+    assert err.value.status_code == 403
+    message = err.value.log_message
+    assert message.startswith("project: the data of lab-bc must stay in CA-BC;")
+    assert "runs in CA" in message and "ask your project lead" in message
+    assert namespace_requests(kube_api, kube_namespace) == []  # refused before any API call
+
+
+@pytest.mark.parametrize(
+    "storage, words",
+    [
+        ({"projects": {"lab": {"claim": "p"}}}, "storage.projects.lab.jurisdiction"),
+        ({"paths": {"home": "/home/{user}"}}, "unknown area(s) home; allowed: project, scratch, course"),
+        ({"scratch": {"claim": "s", "size": "1Ti"}}, "storage.scratch.size"),
+    ],
+)
+async def test_storage_settings_are_checked_naming_the_field(kube_api, kube_namespace, storage, words):
+    with pytest.raises(TraitError, match=re.escape(words)):
+        make_spawner(SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, storage=storage)
