@@ -68,6 +68,7 @@ wiring = configure(
 # --- 5. What only the embedded hub says --------------------------------------------------------------
 # Local servers as unprivileged accounts (never root; see docs/hub.md), JupyterLab from this venv.
 c.SCIPLocalSpawner.account_prefix = "jupyter-"  # hub user NAME runs as jupyter-NAME when the hub is root (docs/security.md)
+c.SCIPLocalSpawner.slurm_association = "def-demo"  # so jupyter-NAME may submit to the local Slurm (accounting enforced)
 c.SCIPLocalSpawner.workdir_root = str(hub.homes)
 c.SCIPLocalSpawner.seed_dir = str(hub.root / "notebooks")  # demo course material, copied at first spawn
 c.Spawner.cmd = [str(hub.venv_bin / "jupyterhub-singleuser")]

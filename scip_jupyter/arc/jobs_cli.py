@@ -26,7 +26,7 @@ from .tags import JobTags
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="notebook user (default: $JUPYTERHUB_USER or $USER)")
-    parser.add_argument("--server", help="server name (default: $JUPYTERHUB_SERVER_NAME or 'default')")
+    parser.add_argument("--server", help="server name (default: $JUPYTERHUB_SERVER_NAME; '' is the unnamed server)")
     parser.add_argument("--preset", action="append", default=[], help="also look on this preset's cluster (repeatable)")
 
 

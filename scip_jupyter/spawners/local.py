@@ -89,6 +89,17 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
         """,
     )
 
+    slurm_association = Unicode(
+        "",
+        config=True,
+        help="""Slurm account a newly created per-person account is associated with (`sacctmgr add user`),
+        so its jobs are accepted where accounting enforces associations. Empty: none (the site's
+        account sync does it, e.g. `scip-jupyter arc accounts sync`).
+
+        c.SCIPLocalSpawner.slurm_association = "def-demo"
+        """,
+    )
+
     create_accounts = Bool(
         True,
         config=True,
@@ -293,6 +304,29 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
                     os.chown(name, account.pw_uid, account.pw_gid, follow_symlinks=False)
         return workdir
 
+    _associated: set = set()
+
+    async def _associate(self, account: str) -> None:
+        """Give the person's account its Slurm association (once per hub process; failures are logged)."""
+        if account in SCIPLocalSpawner._associated:
+            return
+        import asyncio
+
+        env = dict(os.environ)
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        argv = ["sacctmgr", "-i", "add", "user", account, f"Account={self.slurm_association}"]
+        try:
+            proc = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.log.warning("Slurm association of %s with %s failed: %s", account, self.slurm_association, exc)
+            return
+        if proc.returncode == 0 or b"Nothing new added" in out + err:
+            SCIPLocalSpawner._associated.add(account)
+        else:
+            self.log.warning("sacctmgr add user %s: %s", account, (err or out).decode(errors="replace").strip())
+
     def make_preexec_fn(self, name):
         # `name` is the hub user; the server runs as scip_account() in its working directory.
         account = self.scip_account()
@@ -329,6 +363,8 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
                 await ensure_account(self.scip_account_name(), str(self.scip_workdir_path()), self.user.name)
             except AccountError as exc:
                 raise web.HTTPError(500, str(exc)) from None
+            if self.slurm_association:
+                await self._associate(self.scip_account_name())
         workdir = self._prepare_workdir()
         self.notebook_dir = str(workdir)
         self.log.info(

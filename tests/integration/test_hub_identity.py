@@ -86,7 +86,7 @@ def test_each_server_gets_its_own_persons_slurm_token_from_the_hub_and_renews_it
     """The server's own API token fetches that person's JWT (for jupyter-<name>), which slurmrestd
     accepts; asking again gives a fresh token; no other person's token is ever handed out."""
     from scip_jupyter.arc.rest import RestTransport
-    from scip_jupyter.arc.states import squeue_argv
+    from scip_jupyter.arc.states import parse_squeue, squeue_argv
     from scip_jupyter.identity import hub_token_source
 
     seen = {}
@@ -102,6 +102,13 @@ def test_each_server_gets_its_own_persons_slurm_token_from_the_hub_and_renews_it
         assert transport.account == f"jupyter-{name}"
         seen[name] = transport._token.token
         assert "SLURM_JWT" not in env and not any(v == first.token for v in env.values())
+        # the person's account was given its Slurm association at spawn: its jobs are accepted, as that account
+        job_id = transport.run_sync(["sbatch", "--parsable", "--begin=now+1hour", "-o", "/dev/null", "--wrap=true"],).strip()
+        try:
+            listed = [j for j in parse_squeue(transport.run_sync(squeue_argv()), user=transport.account) if j.job_id == job_id]
+            assert [j.user for j in listed] == [f"jupyter-{name}"]
+        finally:
+            transport.run_sync(["scancel", job_id])
     assert seen["student1"] != seen["researcher1"]
     # the admin token is not a person's server token: no Slurm token for it
     r = requests.get(f"{hub.api_url}/scip/credentials/slurm", headers=hub.headers, timeout=30)
