@@ -4,8 +4,8 @@
 (full H100s and MIG slices, half of them idle) and 300 CPU servers. The DCGM test exporter serves a
 series for each GPU pod; the project's real Prometheus (scripts/prometheus-local) scrapes it. One
 round is every server through `GpuArbiter` (one source snapshot: five PromQL queries over 1,000
-series, then a decision per server; warnings written to a SQLite ledger), timed from the first call
-to the last. The anchor is the same 1,000 models through jupyterhub-idle-culler's own
+series, then a decision per server; the round's warnings committed to a SQLite ledger in one
+transaction, as the service does), timed from the first call to the commit. The anchor is the same 1,000 models through jupyterhub-idle-culler's own
 `default_cull_arbiter` (web activity only), in the same run. The hub's user listing and the stops
 are the same for both and not timed.
 
@@ -61,9 +61,11 @@ def fleet() -> list[tuple[dict, str, float]]:
 
 
 async def one_round(arbiter, servers) -> float:
+    """Every server through the arbiter, and the round's writes committed (as the service does)."""
     t0 = time.perf_counter()
     for model, _profile, _util in servers:
         await arbiter(inactive=dt.timedelta(seconds=30), inactive_limit=3600, server=model)
+    arbiter.flush()
     return time.perf_counter() - t0
 
 
@@ -109,7 +111,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         records = Records(f"sqlite:///{Path(tmp) / 'ledger.sqlite'}")
         settings = GPUCulling(idle_time=600, warning_time=600, cull_every=60)
-        arbiter = GpuArbiter(settings, PROFILES, source, records, cache_seconds=0.5)
+        arbiter = GpuArbiter(settings, PROFILES, source, records, cache_seconds=0.5, batch=True)
         try:
             first = asyncio.run(one_round(arbiter, servers))
             gpu, act = [], []

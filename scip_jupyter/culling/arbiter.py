@@ -72,7 +72,8 @@ class GpuArbiter:
 
     def __init__(self, settings: GPUCulling, profiles: ProfileInfo | Callable[[], ProfileInfo], source: Any,
                  records: Records | None = None, account_of: Callable[[str, str], str] | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow, cache_seconds: float | None = None):
+                 clock: Callable[[], dt.datetime] = utcnow, cache_seconds: float | None = None,
+                 batch: bool = False):
         self.settings = settings
         self._profiles = profiles
         self.source = source
@@ -91,6 +92,10 @@ class GpuArbiter:
         self.counts: Counter = Counter()  # (server key, action) -> decisions
         self.source_reads = 0
         self.source_errors = 0
+        #: batch: a round's record writes wait in `_pending` for `flush()` (one transaction); the
+        #: service flushes every second and before each source read, so a round never waits on the disk
+        self.batch = batch
+        self._pending: list[tuple[str, dict]] = []
         if records is not None:  # a restarted culler remembers whom it warned
             for n in records.notices(kinds=[IDLE_WARNING], open_only=True):
                 self.warned[f"{n.user}/{n.server}"] = n.at
@@ -113,6 +118,7 @@ class GpuArbiter:
             if cached and time.monotonic() - cached[0] < self.cache_seconds:
                 return cached[1]
             self.source_reads += 1
+            self.flush()
             snap = await self.source.snapshot(window)
             self._snapshots[window] = (time.monotonic(), snap)
             return snap
@@ -158,22 +164,39 @@ class GpuArbiter:
             self.warned[s.key] = now
             if self.records is not None:
                 rule = self.settings.rule_for(s.profile)
-                self.records.post(IDLE_WARNING, s.user, s.name, v.reason, account=self.account_of(s.user, s.name),
-                                  deadline=now + dt.timedelta(seconds=rule.warning_time), at=now)
+                self._write("post", kind=IDLE_WARNING, user=s.user, server=s.name, message=v.reason,
+                            account=self.account_of(s.user, s.name),
+                            deadline=now + dt.timedelta(seconds=rule.warning_time), at=now)
             return
         if s.key in self.warned and (v.action is Action.cull or v.rule == "gpu"):
             # culled, or judged again on its GPU and not idle: the warning is over
             if v.action is Action.cull or not v.idle_seconds:
                 self.warned.pop(s.key, None)
                 if self.records is not None:
-                    self.records.clear([IDLE_WARNING], user=s.user, server=s.name, at=now)
+                    self._write("clear", kinds=[IDLE_WARNING], user=s.user, server=s.name, at=now)
         if v.action is Action.cull and self.records is not None and s.has_gpu:
             idle = v.idle_seconds if v.rule == "gpu" else 0.0
-            self.records.record_cull(CullRecord(
+            self._write("cull", record=CullRecord(
                 at=now, user=s.user, server=s.name, profile=s.profile, account=self.account_of(s.user, s.name),
                 gpu_weight=s.gpu_weight, idle_seconds=idle, gpu_hours_idle=held_idle_gpu_hours(s, idle),
                 reason=v.reason,
             ))
+
+    def _write(self, op: str, **kw) -> None:
+        self._pending.append((op, kw))
+        if not self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what waits (one transaction); a failed write is logged and dropped, never retried forever."""
+        if not self._pending or self.records is None:
+            self._pending.clear()
+            return
+        ops, self._pending = self._pending, []
+        try:
+            self.records.write_many(ops)
+        except Exception:  # noqa: BLE001 (the ledger may be busy or down: the culler goes on)
+            log.exception("GPU culler: %d record writes lost", len(ops))
 
     def status(self) -> dict:
         """What the service's status endpoint shows (tests count these)."""

@@ -133,6 +133,26 @@ class Records:
             rows = [Reclaimed(a, int(n), round(float(h or 0), 6)) for a, n, h in s.execute(q)]
         return sorted(rows, key=lambda r: (-r.gpu_hours, r.account))
 
+    def write_many(self, ops: list[tuple[str, dict]]) -> None:
+        """Several writes in ONE transaction: ("cull", {record}), ("post", {...}), ("clear", {...}), in order.
+
+        The arbiter batches a round's writes this way (one commit instead of one per notice).
+        """
+        if not ops:
+            return
+        with self._session.begin() as s:
+            for kind, kw in ops:
+                if kind == "cull":
+                    s.add(Cull(**kw["record"].__dict__))
+                elif kind == "post":
+                    s.add(Notice(at=kw.get("at") or utcnow(), kind=kw["kind"], user=kw["user"],
+                                 server=kw.get("server", ""), account=kw.get("account", ""),
+                                 deadline=kw.get("deadline"), message=kw.get("message", "")))
+                elif kind == "clear":
+                    s.execute(self._clear_query(**kw))
+                else:
+                    raise ValueError(f"write_many: unknown operation {kind!r}")
+
     # --- notices ---------------------------------------------------------------------------------
 
     def post(self, kind: str, user: str, server: str = "", message: str = "", account: str = "",
@@ -147,6 +167,11 @@ class Records:
     def clear(self, kinds: Iterable[str], user: str | None = None, server: str | None = None,
               account: str | None = None, at: dt.datetime | None = None) -> int:
         """Close open notices of these kinds (for one user/server/account when given); returns how many."""
+        with self._session.begin() as s:
+            return s.execute(self._clear_query(kinds, user, server, account, at)).rowcount
+
+    @staticmethod
+    def _clear_query(kinds, user=None, server=None, account=None, at=None):
         q = update(Notice).where(Notice.kind.in_(list(kinds)), Notice.cleared_at.is_(None))
         if user is not None:
             q = q.where(Notice.user == user)
@@ -154,8 +179,7 @@ class Records:
             q = q.where(Notice.server == server)
         if account is not None:
             q = q.where(Notice.account == account)
-        with self._session.begin() as s:
-            return s.execute(q.values(cleared_at=at or utcnow())).rowcount
+        return q.values(cleared_at=at or utcnow())
 
     def notices(self, user: str | None = None, kinds: Iterable[str] | None = None,
                 open_only: bool = False) -> list[NoticeRecord]:

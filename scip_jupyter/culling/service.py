@@ -204,7 +204,8 @@ def build(env=os.environ):
     records = Records(ledger_url)
     ledger = ledger_for(ledger_url)
     source = make_source(culling.source, culling.prometheus_url, culling.namespace) if culling.enabled else None
-    arbiter = GpuArbiter(culling, profiles_loader(env[ENV_CATALOG]), source, records, account_lookup(ledger))
+    arbiter = GpuArbiter(culling, profiles_loader(env[ENV_CATALOG]), source, records, account_lookup(ledger),
+                         batch=True)
     watch = None
     hub = HubClient(env.get("JUPYTERHUB_API_URL", ""), env.get("JUPYTERHUB_API_TOKEN", ""))
     if budget.enabled and env.get(ENV_ALLOCATIONS):
@@ -235,6 +236,7 @@ def main() -> None:
                 log.exception("budget step failed")
 
         PeriodicCallback(budget_step, budget.every * 1000).start()
+    PeriodicCallback(arbiter.flush, 1000).start()  # the round's notices and cull records, one commit
     if hasattr(arbiter.source, "sample"):  # NVML knows only the present: keep a history
         PeriodicCallback(arbiter.source.sample, min(5.0, culling.cull_every) * 1000).start()
     stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM

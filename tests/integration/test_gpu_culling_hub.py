@@ -83,6 +83,18 @@ def decisions(st: dict, key: str, action: str) -> int:
     return st["servers"].get(key, {}).get("decisions", {}).get(action, 0)
 
 
+def wait_for_notices(hub, user: str, lang: str = "en", timeout: float = 30) -> list[dict]:
+    """The person's open idle warnings as the service serves them (written within a second of the decision)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = hub.get("/services/scip-gpu/api/notices", params={"user": user, "lang": lang})
+        assert r.status_code == 200, r.text
+        found = [n for n in r.json()["notices"] if n["kind"] == "idle-warning"]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
 def monitor_of(hub, user: str) -> GpuMonitor:
     """The GPU monitor widget's model as the person's JupyterLab builds it: their own token, the service URL."""
     r = hub.api("POST", f"/users/{user}/tokens", json={"scopes": ["access:services!service=scip-gpu"], "note": "test"})
@@ -123,9 +135,7 @@ def test_gpu_culler_culls_idle_keeps_busy_and_cpu_and_spares_who_resumes(gpu_hub
     try:
         # instructor1 is warned (idle slice); the notice is served to the person, in their language
         wait_for(hub, "instructor1 warned", lambda s: "instructor1/" in s["warned"])
-        r = hub.get("/services/scip-gpu/api/notices", params={"user": "instructor1", "lang": "fr"})
-        assert r.status_code == 200, r.text
-        (notice,) = [n for n in r.json()["notices"] if n["kind"] == "idle-warning"]
+        (notice,) = wait_for_notices(hub, "instructor1", "fr")
         assert notice["text"].startswith("Le GPU de votre serveur") and notice["deadline"]
         # ... and in the GPU monitor widget (JupyterLab), with their own token: a slice, idle, warned
         (row,) = monitor_of(hub, "instructor1").rows

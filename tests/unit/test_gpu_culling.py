@@ -248,3 +248,13 @@ def test_culling_doctests_pass(name):
 
     result = doctest.testmod(importlib.import_module(f"scip_jupyter.culling.{name}"))
     assert result.attempted > 0 and result.failed == 0
+
+
+async def test_batched_writes_wait_for_one_flush(records):
+    src = StaticSource({f"u{i}/": Reading(peak=0) for i in range(50)})
+    arb = GpuArbiter(GPUCulling(), PROFILES, src, records, batch=True, cache_seconds=1000, clock=lambda: NOW)
+    for i in range(50):
+        await arb(inactive=dt.timedelta(0), inactive_limit=3600, server=model(f"u{i}", "h100-full"))
+    assert records.notices() == [] and len(arb.warned) == 50  # decided, not yet written
+    arb.flush()
+    assert len(records.notices(kinds=["idle-warning"], open_only=True)) == 50

@@ -46,6 +46,8 @@ def test_both_hubs_get_the_service_with_its_files_and_settings(monkeypatch):
     (user_role,) = [r for r in wiring.roles if r["name"] == "user"]
     assert user_role["scopes"] == ["self", ACCESS]
     assert ACCESS in c.Spawner.server_token_scopes and "access:servers!server" in c.Spawner.server_token_scopes
+    # each server finds the service (the monitor widget, JupyterLab)
+    assert c.Spawner.environment["SCIP_GPU_SERVICE_URL"] == service["url"] + "/services/scip-gpu/"
 
 
 def test_kubernetes_hub_listens_where_the_proxy_reaches_it(monkeypatch):
