@@ -6,9 +6,11 @@ A `hub_setup.FEATURES` entry, so both hubs (embedded and Kubernetes) get it:
   `$SCIP_HUB_ID`, else the Helm release (`$HELM_RELEASE_NAME`), else a digest of
   the hub's own database URL, stable across restarts of the same hub. Holdings are
   recorded with it and a hub's stale-holding sweep releases only its own;
-* the managed service `scip-usage`, which reads Slurm's accounting (`sacct`) into the
-  ledger every `every` seconds (`scip-jupyter usage --watch`), for the ARC presets the
-  hub cleans up after that it reaches locally (automation nodes do not allow sacct).
+* the managed service `scip-usage` (`scip-jupyter usage --watch`), which every `every`
+  seconds, and at once when the hub (re)starts, releases this hub's holdings of servers
+  the hub does not run (servers that died while the hub was down) and reads Slurm's
+  accounting (`sacct`) into the ledger, for the ARC presets the hub cleans up after
+  that it reaches locally (automation nodes do not allow sacct).
   Being in the ledger, Slurm jobs' GPU-hours count against the allocations and
   appear in the reports. After a hub is killed and restarted the service starts
   again and re-reads the window: rows are keyed by (cluster, job id), nothing is
@@ -41,6 +43,8 @@ def usage_service(setup, presets: list[str], every: float = DEFAULT_EVERY, pytho
     command = [python or sys.executable, "-m", "scip_jupyter.cli", "usage", "--watch", f"{every:g}"]
     for name in presets:
         command += ["--cluster", name]
+    if not presets:
+        command.append("--no-sacct")
     env = {"SCIP_LEDGER_URL": setup.ledger_url or DEFAULT_URL, "SCIP_ALLOCATIONS_FILE": setup.allocations_path}
     for key in ("PATH", "SLURM_CONF", "SCIP_ARC_PRESETS", "SCIP_LANG", "SCIP_LEDGER_PASSWORD", HUB_ID_ENV):
         if key in os.environ:
@@ -75,6 +79,7 @@ def configure_usage(c, setup, wiring) -> None:
     for service in wiring.services:
         if service.get("name") == "scip-courses":
             service.setdefault("environment", {})["SCIP_LEDGER_URL"] = setup.ledger_url or DEFAULT_URL
-    presets = local_presets(list(setup.arc_cleanup_presets))
-    if presets:
-        wiring.services.append(usage_service(setup, presets))
+    wiring.services.append(usage_service(setup, local_presets(list(setup.arc_cleanup_presets))))
+    # it reads which servers run (to release holdings of servers that died while the hub was down)
+    wiring.roles.append({"name": SERVICE_NAME, "scopes": ["list:users", "read:users:name", "read:servers"],
+                         "services": [SERVICE_NAME]})

@@ -430,7 +430,7 @@ class Ledger:
         """Create the lock rows of these accounts (idempotent, its own short transaction)."""
         if not keys:
             return
-        with self._session.begin() as session:
+        with self._read.begin() as session:  # a plain read: no write lock when they all exist
             known = set(session.scalars(select(AccountLock.key).where(AccountLock.key.in_(keys))))
             missing = [k for k in keys if k not in known]
         for key in missing:
@@ -444,17 +444,23 @@ class Ledger:
         """Holdings of these accounts that are active or ended after `since`: servers, then Slurm jobs."""
         if not keys:
             return []
-        query = select(Reservation).where(
-            Reservation.account.in_(list(keys)),
-            or_(Reservation.released_at.is_(None), Reservation.released_at > since),
+        # Plain column tuples, not ORM objects: a busy account has thousands of rows a month.
+        r, j = Reservation, SlurmUsage
+        query = select(r.user, r.server, r.account, r.flavour, r.units, r.gpu_weight, r.started_at, r.released_at).where(
+            r.account.in_(list(keys)), or_(r.released_at.is_(None), r.released_at > since),
         )
-        out = [r.holding() for r in session.scalars(query)]
-        jobs = select(SlurmUsage).where(
-            SlurmUsage.account.in_(list(keys)), SlurmUsage.gpu_weight > 0, SlurmUsage.started_at.is_not(None),
-            or_(SlurmUsage.ended_at.is_(None), SlurmUsage.ended_at > since),
+        out = [Holding(*row) for row in session.execute(query)]
+        jobs = select(j.user, j.cluster, j.job_id, j.account, j.flavour, j.gpus, j.gpu_weight, j.started_at,
+                      j.ended_at).where(
+            j.account.in_(list(keys)), j.gpu_weight > 0, j.started_at.is_not(None),
+            or_(j.ended_at.is_(None), j.ended_at > since),
         )
         now = self.clock()
-        out.extend(j.holding(now) for j in session.scalars(jobs))
+        out.extend(
+            # never "active" for the policy: Slurm's GrpTRES limits concurrent GPUs of jobs
+            Holding(user, f"slurm:{cluster}:{job_id}", account, flavour, gpus, weight, start, min(end or now, now))
+            for user, cluster, job_id, account, flavour, gpus, weight, start, end in session.execute(jobs)
+        )
         return out
 
     @classmethod

@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allocations", help="allocations.yaml (default: $SCIP_ALLOCATIONS_FILE or hub_config/)")
     parser.add_argument("--reconcile", action="store_true", help="read Slurm's accounting (sacct) into the ledger first")
     parser.add_argument("--cluster", action="append", help="arc.yaml preset(s) to reconcile (default: local-slurm)")
+    parser.add_argument("--no-sacct", action="store_true", help="with --watch: only release holdings of servers the hub does not run")
     parser.add_argument("--watch", type=float, metavar="SECONDS",
                         help="reconcile every SECONDS until stopped, print no report (the hub's usage service)")
 
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - the URL may hold a password: name only the error's kind
         print(_("--ledger: the ledger cannot be opened ({error})").format(error=type(exc).__name__), file=sys.stderr)
         return 1
-    clusters = args.cluster or ["local-slurm"]
+    clusters = [] if args.no_sacct else (args.cluster or ["local-slurm"])
     try:
         if args.watch is not None:
             return _watch(ledger, allocations, clusters, args.watch)
@@ -174,6 +175,21 @@ def print_table(report) -> None:
     Console(width=max(100, Console().width)).print(table)
 
 
+def sweep_servers(ledger) -> list[int]:
+    """As a hub service (JupyterHub gives it $JUPYTERHUB_API_URL and a token): release this hub's
+    holdings of servers the hub does not run or start. At the service's first round after a hub
+    restart, servers that died while the hub was down stop counting; running ones keep their
+    one holding. Outside a hub: nothing."""
+    api_url, token = os.environ.get("JUPYTERHUB_API_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not api_url or not token:
+        return []
+    from ..arc.hub_hooks import servers_from_hub
+
+    snapshot = ledger.clock()
+    running, _users = servers_from_hub(api_url, token)
+    return ledger.release_stale(running, snapshot, "the hub does not run this server (usage service)")
+
+
 def _watch(ledger, allocations, clusters: list[str], every: float) -> int:
     """Reconcile every `every` seconds until stopped (SIGTERM/SIGINT end it)."""
     import logging
@@ -189,6 +205,12 @@ def _watch(ledger, allocations, clusters: list[str], every: float) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while not stop["now"]:
+        try:
+            released = sweep_servers(ledger)
+            if released:
+                log.info("released %d holding(s) of servers this hub does not run", len(released))
+        except Exception as exc:  # noqa: BLE001 - keep watching; say why this round failed
+            log.warning("server sweep failed: %s", exc)
         try:
             for line in reconcile(ledger, allocations, clusters):
                 log.info("%s", line)

@@ -18,6 +18,7 @@ def test_usage_feature_is_wired_for_both_hubs(monkeypatch):
     usage_hub.configure_usage(c, setup, wiring)
     (service,) = [s for s in wiring.services if s["name"] == usage_hub.SERVICE_NAME]
     assert service["command"][-4:] == ["--watch", "300", "--cluster", "local-slurm"]  # fir: ssh, no sacct
+    assert any(r["name"] == usage_hub.SERVICE_NAME and "read:servers" in r["scopes"] for r in wiring.roles)
     assert service["environment"]["SCIP_LEDGER_URL"] == setup.ledger_url
 
 
