@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ledger.dispose()
     print_table(report)
+    _print_reclaimed(args, since, until)
     if args.csv:
         write_csv(report, args.csv)
         print(_("wrote {path}").format(path=args.csv))
@@ -135,6 +136,16 @@ def run(args: argparse.Namespace) -> int:
         plot(report, args.plot)
         print(_("wrote {path}").format(path=args.plot))
     return 0
+
+
+def _print_reclaimed(args, since, until) -> None:
+    """GPU-hours that GPU culling reclaimed, per group and course (scip_jupyter.culling; docs/culling.md)."""
+    from ..culling.cli import reclaimed_lines
+
+    try:
+        print("\n".join(reclaimed_lines(args.ledger or default_ledger_url(), since, until, args.project, args.user)))
+    except Exception as exc:  # noqa: BLE001 - the usage table above stands on its own
+        print(_("usage: {error}").format(error=type(exc).__name__), file=sys.stderr)
 
 
 def _progress(count: int):

@@ -46,9 +46,9 @@ def account_label(key: str) -> str:
 
 
 def reclaimed_lines(ledger_url: str, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                    project: str | None = None) -> list[str]:
+                    project: str | None = None, user: str | None = None) -> list[str]:
     """The reclaimed GPU-hours report as lines (one per account, then the total)."""
-    rows = reclaimed_gpu_hours(ledger_url, since, until)
+    rows = reclaimed_gpu_hours(ledger_url, since, until, user)
     if project:
         rows = [r for r in rows if r.account.partition(":")[2] == project or r.account == project]
     lines = [_("Reclaimed GPU-hours (GPUs held idle until culled)")]
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.ledger or default_ledger_url()
     try:
         if args.what == "reclaimed":
-            print("\n".join(reclaimed_lines(url, since, until, args.project)))
+            print("\n".join(reclaimed_lines(url, since, until, args.project, args.user)))
             return 0
         records = Records(url)
         try:

@@ -122,9 +122,12 @@ class Records:
             return [CullRecord(c.at, c.user, c.server, c.profile, c.account, c.gpu_weight, c.idle_seconds,
                                c.gpu_hours_idle, c.reason) for c in s.scalars(q)]
 
-    def reclaimed(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[Reclaimed]:
-        """Reclaimed GPU-hours per account, largest first."""
+    def reclaimed(self, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                  user: str | None = None) -> list[Reclaimed]:
+        """Reclaimed GPU-hours per account, largest first (one person's culls when `user` is given)."""
         q = select(Cull.account, func.count(Cull.id), func.sum(Cull.gpu_hours_idle)).group_by(Cull.account)
+        if user is not None:
+            q = q.where(Cull.user == user)
         if since is not None:
             q = q.where(Cull.at >= since)
         if until is not None:
@@ -199,10 +202,10 @@ class Records:
 
 
 def reclaimed_gpu_hours(ledger_url: str, since: dt.datetime | None = None,
-                        until: dt.datetime | None = None) -> list[Reclaimed]:
+                        until: dt.datetime | None = None, user: str | None = None) -> list[Reclaimed]:
     """Reclaimed GPU-hours per account in the ledger's database (for `scip-jupyter usage`)."""
     records = Records(ledger_url)
     try:
-        return records.reclaimed(since, until)
+        return records.reclaimed(since, until, user)
     finally:
         records.dispose()

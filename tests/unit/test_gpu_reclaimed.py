@@ -45,3 +45,14 @@ def test_gpu_verb_prints_reclaimed_and_culls(tmp_path, capsys):
     assert main(["gpu", "culls", "--ledger", url, "--user", "cy", "--since", "2026-12-01"]) == 0
     assert "cy/  mig-1g-10gb  course ml  idle 15 min  0.25 GPU-h" in capsys.readouterr().out
     assert main(["gpu", "reclaimed", "--ledger", url, "--since", "December"]) == 2
+
+
+def test_usage_reports_reclaimed_hours_under_its_table(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    fill(url).dispose()
+    assert main(["usage", "--ledger", url, "--since", "2026-12-01", "--until", "2026-12-05"]) == 0
+    out = capsys.readouterr().out
+    assert "Reclaimed GPU-hours" in out and "group lab" in out and "2.00" in out
+    assert main(["usage", "--ledger", url, "--since", "2026-12-01", "--until", "2026-12-05", "--user", "cy"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if "course ml" in line]
+    assert lines and lines[-1][2] == "0.25"
