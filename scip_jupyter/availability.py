@@ -8,7 +8,7 @@ read per TTL.
 
 Slurm: `slurm_gpu_availability(text)` is pure: from `sinfo -N -O` lines (node,
 configured GRES, GRES in use, state) it adds up the GPUs of each GRES type on
-usable nodes. Type names are the flavours of `allocations.quotas.flavour_of`
+usable nodes. Type names are the flavours of `catalog.Profile.flavour`
 (`h100`, `h100_1g.10gb`). `SlurmAvailability` runs `sinfo` with a timeout and
 caches the answer (or the failure) for a TTL.
 
@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .allocations.quotas import flavour_of, units_of
 from .catalog import Profile
 
 GPU_PREFIX = "nvidia.com/"
@@ -113,8 +112,7 @@ def kube_resource(profile: Profile) -> tuple[str, int] | None:
 
 def slurm_resource(profile: Profile) -> tuple[str, int] | None:
     """The Slurm GRES type (= flavour) a profile would hold, and how many."""
-    flavour = flavour_of(profile)
-    return (flavour, units_of(profile)) if flavour else None
+    return (profile.flavour, profile.units) if profile.flavour else None
 
 
 def profile_availability(

@@ -1,6 +1,8 @@
 """The resource catalog: which notebook profiles exist and who may use them.
 
-A profile is CPU-only, a full GPU, or a MIG slice. The catalog is YAML
+A profile is CPU-only, a full GPU, or a MIG slice; it says what it asks for in one
+vocabulary (`flavour`, `units`, `gpu_share`, `gpu_resource`, `summary`) that the
+quotas, availability, pod builder and spawn form all use. The catalog is YAML
 (`hub_config/catalog.yaml`), validated by pydantic with `file:line` errors, and
 is the single source for the spawn form, the REST API validation, the
 Kubernetes pod builder and the local spawner.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from enum import Enum
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Iterable
 
@@ -26,6 +29,10 @@ MIG_PROFILES = {
     "a100": ("1g.5gb", "1g.10gb", "2g.10gb", "3g.20gb", "4g.20gb", "7g.40gb"),
 }
 GPU_MODELS = ("h100", "a100", "l40s")
+#: Compute slices of a MIG-capable GPU (H100, A100): `3g.40gb` is 3/7 of one.
+MIG_SLICES = 7
+#: How people name the GPU models.
+GPU_NAMES = {"h100": "H100", "a100": "A100", "l40s": "L40S"}
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
@@ -114,6 +121,67 @@ class Profile(StrictModel):
                     f"a mig profile needs mig_profile one of {', '.join(allowed)} for {self.gpu_model}, and no gpu_count"
                 )
         return self
+
+    # --- the accelerator vocabulary: what a profile asks for, said once -----------------------------
+
+    @property
+    def flavour(self) -> str | None:
+        """The flavour it holds, in Slurm's naming (the quota and availability key); None for CPU.
+
+        >>> Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
+        ...         image="i", site="s", jurisdiction="CA").flavour
+        'h100_1g.10gb'
+        """
+        if self.kind is ProfileKind.gpu:
+            return str(self.gpu_model)
+        if self.kind is ProfileKind.mig:
+            return f"{self.gpu_model}_{self.mig_profile}"
+        return None
+
+    @property
+    def units(self) -> int:
+        """Units of its flavour it holds: whole GPUs, or one MIG slice; 0 for CPU."""
+        if self.kind is ProfileKind.gpu:
+            return self.gpu_count
+        return 1 if self.kind is ProfileKind.mig else 0
+
+    @property
+    def gpu_share(self) -> Fraction:
+        """GPU-hours per hour of use, exactly: whole GPUs, or the slice's share.
+
+        >>> Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="3g.40gb",
+        ...         image="i", site="s", jurisdiction="CA").gpu_share
+        Fraction(3, 7)
+        """
+        if self.kind is ProfileKind.gpu:
+            return Fraction(self.gpu_count)
+        if self.kind is ProfileKind.mig:
+            slices = int(str(self.mig_profile).split("g.", 1)[0])
+            return Fraction(min(slices, MIG_SLICES), MIG_SLICES)
+        return Fraction(0)
+
+    @property
+    def summary(self) -> str:
+        """What it asks for, in words.
+
+        >>> Profile(slug="g", display_name="g", kind="gpu", gpu_model="h100", gpu_count=2,
+        ...         image="i", site="s", jurisdiction="CA").summary
+        '2 × H100 GPU'
+        >>> Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="3g.40gb",
+        ...         image="i", site="s", jurisdiction="CA").summary
+        'H100 slice 3g.40gb (MIG, 3/7 of a GPU)'
+        >>> Profile(slug="c", display_name="c", kind="cpu", image="i", site="s", jurisdiction="CA").summary
+        'CPU only (no GPU)'
+        """
+        from .i18n import _
+
+        model = GPU_NAMES.get(str(self.gpu_model), str(self.gpu_model).upper())
+        if self.kind is ProfileKind.gpu:
+            return _("{count} × {model} GPU").format(count=self.gpu_count, model=model)
+        if self.kind is ProfileKind.mig:
+            return _("{model} slice {slice} (MIG, {share} of a GPU)").format(
+                model=model, slice=self.mig_profile, share=str(self.gpu_share))
+        return _("CPU only (no GPU)")
 
     @property
     def gpu_resource(self) -> tuple[str, int] | None:

@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import inspect
 import time
+from dataclasses import fields
 from typing import Any, Sequence
 
 from tornado import web
@@ -24,6 +25,7 @@ from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import LABEL_PREFIX
+from ..arc.tags import JobTags
 from ..allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
 from ..allocations.policy import Account, Request, accounts_for, paying_course, standing
 from ..allocations.quotas import Allocations, cached_allocations
@@ -38,6 +40,8 @@ from ..options import (
     validate_spawn_options,
 )
 
+#: The label vocabulary pods, processes and Slurm jobs share (arc.tags.JobTags).
+LABEL_FIELDS = tuple(f.name for f in fields(JobTags))
 #: Seconds the spawn form waits at most for the ledger's allocation figures.
 LEDGER_FORM_TIMEOUT = 10.0
 
@@ -104,24 +108,42 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             self.log.warning("Refused spawn options for %s: %s", self.user.name, exc)
             raise web.HTTPError(exc.status, str(exc), reason="Invalid user_options") from None
 
+    #: The choice validated at start (profile, normalised options); None before the first start.
+    scip_choice: tuple[Profile, dict] | None = None
+    #: Who pays for the running server (ledger account key, e.g. "group:researchers"), once reserved.
+    _scip_payer: str = ""
+
+    def scip_label_values(self, profile: Profile) -> dict[str, str]:
+        """One vocabulary for pods, processes and Slurm jobs: the fields of `arc.tags.JobTags`
+        (user, server, project, course, site, jurisdiction), plus the profile.
+
+        project is the allocation group paying for the server, course the course it was
+        started for (or the course paying for it)."""
+        options = self.scip_choice[1] if self.scip_choice else {}
+        payer = self._scip_payer
+        project = payer.split(":", 1)[1] if payer.startswith("group:") else ""
+        course = options.get("course") or (payer.split(":", 1)[1] if payer.startswith("course:") else "")
+        values = {
+            "user": self.user.name,
+            "server": self.name or "default",
+            "project": project,
+            "course": course,
+            "site": profile.site,
+            "jurisdiction": profile.jurisdiction,
+        }
+        return {**values, "profile": profile.slug}
+
     def scip_labels(self, profile: Profile) -> dict[str, str]:
         """Labels for who/what/where, under one prefix (pods, processes, Slurm jobs)."""
-        return {
-            f"{LABEL_PREFIX}/user": self.user.name,
-            f"{LABEL_PREFIX}/server": self.name or "default",
-            f"{LABEL_PREFIX}/profile": profile.slug,
-            f"{LABEL_PREFIX}/site": profile.site,
-            f"{LABEL_PREFIX}/jurisdiction": profile.jurisdiction,
-        }
+        return {f"{LABEL_PREFIX}/{key}": value for key, value in self.scip_label_values(profile).items()}
 
     def options_from_form(self, formdata):
-        """Parse the form, then validate it at once (a refused choice re-renders the form with a 4xx).
+        """Parse the form, nothing more (also for `GET /hub/spawn?profile=...`, options_from_query).
 
-        JupyterHub also calls this for `GET /hub/spawn?profile=...` (options_from_query).
-        Options that arrive raw through the REST API never pass here: each backend
-        validates again before it starts anything.
+        A choice is validated once, where every path meets: `start` (form, REST API and
+        launch links alike); a refused choice ends the spawn with a 4xx naming the field.
         """
-        return self.scip_validate(options_from_form(formdata))[1]
+        return options_from_form(formdata)
 
     # --- allocations: reserve at start, release at stop ------------------------------------------
 
@@ -217,6 +239,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         if not decision.allowed:
             self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
             raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
+        self._scip_payer = decision.account_key or ""
         payer = decision.account_key or "(not metered)"
         self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, payer)
 
@@ -267,6 +290,9 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     async def start(self):
         # Validation first (never trusts user_options), then the atomic reservation, then the backend.
         profile, options = self.scip_validate(self.user_options)
+        self.user_options = options
+        self.scip_choice = (profile, options)
+        self._scip_payer = ""
         self.scip_check_data(profile, options)
         await self.scip_reserve(profile, options)
         try:

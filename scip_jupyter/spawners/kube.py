@@ -235,8 +235,9 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         return profile_list_for(self.scip_allowed_profiles(), self.scip_labels, placement, volumes, mounts, env)
 
     async def load_user_options(self):
-        # Validate first (raw REST input included): a refused choice never reaches the API.
-        profile, options = self.scip_validate(self.user_options)
+        # Validated once, at the mixin's start (raw REST input included): a refused choice never
+        # reaches the API. Called without start (tools, tests): validate here.
+        profile, options = self.scip_choice or self.scip_validate(self.user_options)
         self.user_options = options
         self._scip_profile = profile
         self.log.info("Spawning %s with profile %s", self._log_name, profile.slug)

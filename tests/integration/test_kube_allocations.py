@@ -52,6 +52,8 @@ async def test_second_full_h100_is_refused_before_any_pod(kube_api, kube_namespa
     assert err.value.log_message.startswith("profile: allocation exhausted for 'h100-full'")
     assert "max_gpus.h100 is 1" in err.value.log_message
     assert len(pod_posts(kube_api, kube_namespace)) == 1  # only the first researcher's pod
+    [pod] = kube_api.emulator.live_pods(kube_namespace)
+    assert pod["metadata"]["labels"]["scip.ca/project"] == "researchers"  # the allocation group paying
 
     await first.stop()
     await asyncio.wait_for(second.start(), 60)

@@ -161,6 +161,7 @@ async def test_course_launch_link_through_the_chart_hub_end_to_end(chart_hub, ku
     [pod] = kube_api.emulator.live_pods(namespace)
     labels = pod["metadata"]["labels"]
     assert labels["scip.ca/profile"] == "cpu-small" and labels["component"] == "singleuser-server"
+    assert labels["scip.ca/course"] == COURSE and labels["scip.ca/user"] == "student1"
     assert pss_violations(pod) == []
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["SCIP_COURSES_FILE"] == "/usr/local/etc/scip/courses.yaml"

@@ -252,3 +252,17 @@ async def test_spawn_that_would_take_project_data_out_of_its_jurisdiction_is_ref
 async def test_storage_settings_are_checked_naming_the_field(kube_api, kube_namespace, storage, words):
     with pytest.raises(TraitError, match=re.escape(words)):
         make_spawner(SCIPKubeSpawner, kube_api, make_user(*RESEARCHER), kube_namespace, storage=storage)
+
+
+async def test_pod_labels_use_the_slurm_job_tag_vocabulary(kube_api, kube_namespace):
+    from dataclasses import fields
+
+    from scip_jupyter.arc.tags import JobTags
+
+    spawner = make_spawner(SCIPKubeSpawner, kube_api, make_user(*STUDENT), kube_namespace, {"profile": "cpu-small"})
+    await start(spawner)
+    labels = only_pod(kube_api, kube_namespace)["metadata"]["labels"]
+    keys = {k.split("/", 1)[1] for k in labels if k.startswith("scip.ca/")}
+    assert keys == {f.name for f in fields(JobTags)} | {"profile"}
+    assert labels["scip.ca/project"] == "" and labels["scip.ca/course"] == ""  # no allocation, no course
+    await spawner.stop()

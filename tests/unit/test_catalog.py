@@ -79,3 +79,16 @@ def test_duplicate_slug_refused(tmp_path):
     path.write_text("profiles:\n" + body + body)
     _, problems = check_dir(tmp_path)
     assert any("appears twice" in p.message for p in problems)
+
+
+def test_profile_vocabulary_agrees_with_the_quotas_and_the_pod_resources():
+    """One vocabulary on the profile; the allocation helpers and the Kubernetes resource say the same."""
+    from scip_jupyter.allocations.quotas import flavour_of, gpu_share, units_of
+    from scip_jupyter.catalog import load_catalog
+    from tests.fixtures.common import ROOT
+
+    for profile in load_catalog(ROOT / "hub_config" / "catalog.yaml").profiles:
+        assert (profile.flavour, profile.units, profile.gpu_share) == (flavour_of(profile), units_of(profile), gpu_share(profile))
+        if profile.gpu_resource:
+            assert profile.gpu_resource[1] == profile.units
+        assert profile.summary

@@ -266,7 +266,7 @@ def test_no_slurm_settings_means_no_mounts():
     assert slurm_client_mounts() == ([], [], {})
 
 
-@pytest.mark.parametrize("module", ["scip_jupyter.spawners.k8s_objects", "scip_jupyter.spawners.k8s_events", "scip_jupyter.availability", "scip_jupyter.data", "scip_jupyter.storage"])
+@pytest.mark.parametrize("module", ["scip_jupyter.spawners.k8s_objects", "scip_jupyter.spawners.k8s_events", "scip_jupyter.availability", "scip_jupyter.data", "scip_jupyter.storage", "scip_jupyter.catalog"])
 def test_doctests_hold(module):
     import doctest
     import importlib
