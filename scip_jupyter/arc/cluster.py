@@ -279,11 +279,13 @@ class ARCCluster(SLURMCluster):
         self.request, request_warnings = validate_composed(
             p, explicit, composition.configured, composition.sources, accounts)
         if self.request.memory_per_gpu and "job_mem" in composition.job:
-            if "job_mem" in kwargs:
-                raise ARCRequestError("job_mem", _("Slurm refuses --mem together with --mem-per-gpu"),
+            source = composition.sources.get("job_mem", "job_mem")
+            if not source.startswith("jobqueue."):
+                raise ARCRequestError(source, _("Slurm refuses --mem together with --mem-per-gpu"),
                                       [_("memory_per_gpu alone"), _("job_mem without memory_per_gpu")])
-            request_warnings.append(_("jobqueue.slurm.job-mem: {value!r} is not used: Slurm refuses --mem together "
-                                      "with --mem-per-gpu").format(value=composition.job.pop("job_mem")))
+            request_warnings.append(_("{source}: {value!r} is not used: {problem}").format(
+                source=source, value=composition.job.pop("job_mem"),
+                problem=_("Slurm refuses --mem together with --mem-per-gpu")))
         self.config_warnings = [*composition.warnings, *request_warnings]
         for message in self.config_warnings:
             warnings.warn(message, UserWarning, stacklevel=2)

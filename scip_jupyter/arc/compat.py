@@ -366,6 +366,7 @@ def _compose_job(c: Composition, i: _Inputs, preset: ClusterPreset) -> None:
         value = i.pick(name)
         if value is None:
             continue
+        c.sources[name] = i.origin(name)
         try:
             if name == "job_cpu":
                 if isinstance(value, bool) or int(value) != float(value) or not 1 <= int(value) <= limits.max_cores:
@@ -568,9 +569,12 @@ def validate_composed(
                 if exc.field in sources and sources[exc.field] != exc.field:
                     exc.field = sources[exc.field]  # name the argument the user wrote (queue, not partition)
                 raise
+            source = sources.get(key, key)
             warnings.append(_("{source}: {value!r} is not used: {problem} (allowed: {allowed}); the preset's "
-                              "default applies").format(source=sources.get(key, key), value=configured.pop(key),
+                              "default applies").format(source=source, value=configured.pop(key),
                                                         problem=exc.problem, allowed=", ".join(exc.allowed) or "-"))
+            for other in [k for k in configured if sources.get(k) == source]:  # one line (--gres=gpu:a100:1) falls whole
+                configured.pop(other)
 
 
 def merge_job_settings(settings: dict[str, Any], c: Composition) -> dict[str, Any]:

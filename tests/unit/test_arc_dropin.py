@@ -518,3 +518,29 @@ def test_docs_table_is_the_one_generated_from_the_parameters():
     assert docs[docs.index("\n", start) + 1:end] == parameters_table()
     for name in SIGNATURE:
         assert f"| `{name}` |" in docs
+
+
+def test_a_configured_gpu_line_the_cluster_cannot_take_is_dropped_whole_and_reported():
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--gres=gpu:a100:2"]}), \
+            warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cluster = make()
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+    assert not [d for d in directives(script) if d.startswith(("--gres", "--gpus", "-p gpu"))]
+    assert cluster.request.gpus == 0
+    assert any("--gres=gpu:a100:2" in str(w.message) and "'a100'" in str(w.message) for w in seen)
+
+
+def test_a_configured_job_mem_is_reported_when_memory_per_gpu_is_asked():
+    with dask.config.set({"jobqueue.slurm.job-mem": "4G"}), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cluster = make(gpus=1, memory_per_gpu="10GiB")
+        try:
+            lines = directives(cluster.job_script())
+        finally:
+            cluster.close()
+    assert "--mem-per-gpu=10G" in lines and not [d for d in lines if d.startswith("--mem=")]
+    assert any(str(w.message).startswith("jobqueue.slurm.job-mem: '4G' is not used") for w in seen)
