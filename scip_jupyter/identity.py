@@ -32,6 +32,7 @@ DEFAULT_PREFIX = "jupyter-"
 #: Linux account names: at most 32 characters (useradd), portable characters only.
 MAX_NAME = 32
 _PORTABLE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_HASHED = re.compile(r"(^|-)[0-9a-f]{12}$")
 
 
 def system_username(hub_name: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -46,11 +47,12 @@ def system_username(hub_name: str, prefix: str = DEFAULT_PREFIX) -> str:
     True
     """
     candidate = prefix + hub_name
-    if _PORTABLE.match(hub_name) and len(candidate) <= MAX_NAME:
+    # a portable name that looks like a hashed one is hashed too, so nobody can pick another's account name
+    if _PORTABLE.match(hub_name) and len(candidate) <= MAX_NAME and not _HASHED.search(hub_name):
         return candidate
-    digest = hashlib.sha256(hub_name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    readable = re.sub(r"[^a-z0-9_.-]", "-", hub_name.lower())[: MAX_NAME - len(prefix) - len(digest) - 1]
-    return f"{prefix}{readable}-{digest}".replace("--", "-")
+    digest = hashlib.sha256(hub_name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    readable = re.sub(r"[^a-z0-9]+", "-", hub_name.lower()).strip("-")[: MAX_NAME - len(prefix) - len(digest) - 1].strip("-")
+    return f"{prefix}{readable + '-' if readable else ''}{digest}"
 
 
 class AccountError(RuntimeError):
