@@ -136,6 +136,30 @@ class AllocationCard:
         return round(100 * (self.hours_left or 0.0) / self.hours_limit)
 
 
+def account_label(key: str, label: str) -> str:
+    """An account's name in the page's language.
+
+    >>> account_label("group:researchers", "group researchers"), account_label("x", "x")
+    ('group researchers', 'x')
+    """
+    kind, _sep, name = key.partition(":")
+    if kind == "group":
+        return _("group %(name)s") % {"name": name}
+    if kind == "course":
+        return _("course %(id)s") % {"id": name}
+    return label
+
+
+def window_label(text: str) -> str:
+    """The allocation window ("this month", "in course x") in the page's language."""
+    words = {"this day": _("today"), "this week": _("this week"), "this month": _("this month")}
+    if text in words:
+        return words[text]
+    if text.startswith("in course "):
+        return _("in course %(id)s") % {"id": text[len("in course "):]}
+    return text
+
+
 def allocation_card(account: Account, holdings: Iterable[Holding], user: str, now: dt.datetime,
                     description: str = "") -> AllocationCard:
     """Slots in use (all members, active holdings) and GPU-hours used in the account's window."""
@@ -147,7 +171,8 @@ def allocation_card(account: Account, holdings: Iterable[Holding], user: str, no
     ]
     limit = account.gpu_hours if account.gpu_hours is not None else account.user_gpu_hours
     return AllocationCard(
-        key=account.key, label=account.label, description=description, window=account.window_label,
+        key=account.key, label=account_label(account.key, account.label), description=description,
+        window=window_label(account.window_label),
         slots=slots, hours_limit=limit,
         hours_used=sum(h.gpu_hours(account.window, now) for h in mine
                        if account.gpu_hours is not None or h.user == user),

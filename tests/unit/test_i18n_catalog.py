@@ -143,7 +143,7 @@ def home_context() -> dict:
     return {
         "courses": [model.CourseCard("intro", "Intro", "active", "/hub/scip/course/intro/launch", "v2", "v1", True)],
         "courses_error": "", "server": model.ServerCard("running", "CPU", "cpu-small", "5 min", "0 GPU-hours", "/user/ana/"),
-        "allocations": [model.AllocationCard("group:r", "group r", "Demo", "this month",
+        "allocations": [model.AllocationCard("group:r", "group r", "Demo", model.window_label("this month"),
                                              [model.Slot("h100", 1, 2)], 500.0, 20.0, 5.0)],
         "chart": model.chart_bars([(now.date(), 2.0)]), "allocation_error": "",
         "jobs": model.JobsSection([model.JobRow("local-slurm", "42", "42", "w", "pending", "PENDING", "Priority",
