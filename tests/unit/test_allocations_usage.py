@@ -147,3 +147,20 @@ def test_instructor_page_shows_the_courses_gpu_hours(tmp_path, monkeypatch):
     html = render_course(course, "active", "v1", [], [], [], "/p/")
     assert 'id="course-gpu-hours"' in html and "3.00 GPU-hours used by 2 people in this course" in html
     assert "at most 5 per student" in html
+
+
+def test_many_rows_show_a_progress_bar_and_keep_the_totals(tmp_path, capsys):
+    from scip_jupyter.allocations import usage_cli
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    ledger = Ledger(url, clock=Clock())
+    start = D0 + dt.timedelta(hours=1)
+    ledger.record_slurm_jobs([
+        SlurmJobRecord("local-slurm", str(i), f"u{i % 50}", "", "scip-user", "def-lab", "group:lab", "h100", 1, 1.0,
+                       "COMPLETED", start, start + dt.timedelta(minutes=6))
+        for i in range(usage_cli.PROGRESS_FROM + 500)
+    ])
+    ledger.dispose()
+    assert usage_cli._progress(usage_cli.PROGRESS_FROM - 1) is None and usage_cli._progress(10) is None
+    assert cli(["usage", "--ledger", url, "--since", "2026-11-02", "--until", "2026-11-03"]) == 0
+    assert f"{(usage_cli.PROGRESS_FROM + 500) * 0.1:.2f}" in capsys.readouterr().out
