@@ -120,3 +120,26 @@ def test_doctests_of_spawner_and_options_modules():
     for module in (local_env, homes, options):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_not_root_says_so_once_in_the_log_and_on_every_form(monkeypatch, caplog):
+    """When the hub is not root, servers share the hub's account: the log says it once, the form every time (en, fr)."""
+    import pwd as pwd_module
+    from types import SimpleNamespace as NS
+
+    from scip_jupyter.i18n import use_locale
+    from scip_jupyter.spawners import local
+
+    me = next(p for p in pwd_module.getpwall() if p.pw_uid != 0)
+    monkeypatch.setattr(local.os, "geteuid", lambda: me.pw_uid)
+    monkeypatch.setattr(local.SCIPLocalSpawner, "_told_not_root", False)
+    spawner = local.SCIPLocalSpawner.__new__(local.SCIPLocalSpawner)
+    spawner.__dict__["log"] = __import__("logging").getLogger("test-local")
+    object.__setattr__(spawner, "_trait_values", {"log": spawner.__dict__["log"], "user": NS(name="student1")})
+    with caplog.at_level("WARNING"):
+        first = spawner.shared_account_note()
+        second = spawner.shared_account_note()
+    assert me.pw_name in first and first == second
+    assert caplog.text.count("is not root") == 1
+    with use_locale("fr"):
+        assert "partagé" in spawner.shared_account_note()
