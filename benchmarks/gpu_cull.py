@@ -33,16 +33,17 @@ sys.path.insert(0, str(ROOT))
 
 from jupyterhub_idle_culler import default_cull_arbiter  # noqa: E402
 
-from scip_jupyter.culling.arbiter import GpuArbiter, ProfileInfo  # noqa: E402
+from scip_jupyter.culling.arbiter import GpuArbiter  # noqa: E402
 from scip_jupyter.culling.policy import Reading  # noqa: E402
 from scip_jupyter.culling.records import Records  # noqa: E402
+from scip_jupyter.culling.service import profiles_loader  # noqa: E402
 from scip_jupyter.culling.settings import GPUCulling  # noqa: E402
 from scip_jupyter.culling.sources import PrometheusSource, StaticSource  # noqa: E402
 from tests.dcgm_exporter import DcgmExporter  # noqa: E402
 
 N = 1000
-PROFILES = ProfileInfo({"cpu-small": 0.0, "h100-full": 1.0, "mig-1g-10gb": 1 / 7, "mig-3g-40gb": 3 / 7},
-                       {"mig-1g-10gb": "1g.10gb", "mig-3g-40gb": "3g.40gb"}, default="cpu-small")
+#: the demo catalog, read as the service reads it (reloaded when the file changes)
+PROFILES = profiles_loader(str(ROOT / "hub_config" / "catalog.yaml"))
 MIG = {"mig-1g-10gb": "1g.10gb", "mig-3g-40gb": "3g.40gb"}
 
 
@@ -125,6 +126,11 @@ def main(argv: list[str]) -> int:
                 subprocess.run([str(ROOT / "scripts" / "prometheus-local"), "remove-target", "gpu-cull-bench"],
                                capture_output=True)
                 exporter.stop()
+    reads = []
+    for _ in range(rounds):  # the source read alone (the round's I/O)
+        t0 = time.perf_counter()
+        asyncio.run(source.snapshot(600))
+        reads.append(time.perf_counter() - t0)
     counts: dict[str, int] = {}
     for v in arbiter.verdicts.values():
         counts[v.action.value] = counts.get(v.action.value, 0) + 1
@@ -134,7 +140,8 @@ def main(argv: list[str]) -> int:
     print(f"round 1 (warns {len(arbiter.warned)} idle GPU servers): {first * 1000:.1f} ms")
     print("steady rounds: " + " ".join(f"{t * 1000:.1f}" for t in gpu) + f" ms; activity rule: "
           + " ".join(f"{t * 1000:.2f}" for t in act) + " ms")
-    print(f"per server: {g / N:.3f} ms (GPU-aware) vs {a / N:.4f} ms (activity rule)")
+    print(f"per server: {g / N:.3f} ms (GPU-aware) vs {a / N:.4f} ms (activity rule); "
+          f"of a round, the source read alone: {statistics.median(reads) * 1000:.1f} ms")
     print(f"gpu_round_ms={g:.1f} activity_round_ms={a:.2f} ratio={g / a:.0f}")
     return 0
 

@@ -76,6 +76,7 @@ class GpuArbiter:
                  batch: bool = False):
         self.settings = settings
         self._profiles = profiles
+        self._profiles_at: tuple[float, ProfileInfo] | None = None
         self.source = source
         self.records = records
         self.account_of = account_of or (lambda user, server: "")
@@ -102,7 +103,13 @@ class GpuArbiter:
 
     @property
     def profiles(self) -> ProfileInfo:
-        return self._profiles() if callable(self._profiles) else self._profiles
+        """The catalog's profiles; a loader is asked at most once per `cache_seconds` (once a round)."""
+        if not callable(self._profiles):
+            return self._profiles
+        now = time.monotonic()
+        if self._profiles_at is None or now - self._profiles_at[0] >= max(self.cache_seconds, 0.2):
+            self._profiles_at = (now, self._profiles())
+        return self._profiles_at[1]
 
     def server_of(self, model: Mapping[str, Any]) -> Server:
         user, _, name = str(model.get("full_name", "/")).partition("/")
@@ -124,9 +131,9 @@ class GpuArbiter:
             return snap
 
     async def verdict(self, *, inactive: dt.timedelta | None, inactive_limit: float,
-                      server: Mapping[str, Any]) -> Verdict:
-        """Decide for one server (no side effects besides the source read)."""
-        s = self.server_of(server)
+                      server: Mapping[str, Any], facts: Server | None = None) -> Verdict:
+        """Decide for one server (no side effects besides the source read and what the monitor shows)."""
+        s = facts or self.server_of(server)
         rule = self.settings.rule_for(s.profile)
         reading = None
         mig = self.profiles.mig.get(s.profile)
@@ -147,8 +154,8 @@ class GpuArbiter:
 
     async def __call__(self, *, inactive: dt.timedelta | None, inactive_limit: float,
                        server: Mapping[str, Any], **_kwargs) -> bool:
-        v = await self.verdict(inactive=inactive, inactive_limit=inactive_limit, server=server)
         s = self.server_of(server)
+        v = await self.verdict(inactive=inactive, inactive_limit=inactive_limit, server=server, facts=s)
         self.verdicts[s.key] = v
         self.counts[(s.key, v.action.value)] += 1
         try:

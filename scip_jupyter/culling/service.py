@@ -57,8 +57,15 @@ def profiles_loader(catalog_path: str):
     from ..catalog import load_catalog
     from ..config import cached_load
 
+    memo: dict[int, ProfileInfo] = {}
+
     def load() -> ProfileInfo:
-        return ProfileInfo.from_catalog(cached_load(load_catalog, catalog_path))
+        catalog = cached_load(load_catalog, catalog_path)  # the same object until the file changes
+        info = memo.get(id(catalog))
+        if info is None:
+            memo.clear()
+            info = memo[id(catalog)] = ProfileInfo.from_catalog(catalog)
+        return info
 
     return load
 
