@@ -65,6 +65,7 @@ bench: setup system-deps
 	$(VENV)/bin/python benchmarks/arc_scaleup.py
 	$(VENV)/bin/python benchmarks/kube_spawn.py
 	$(VENV)/bin/python benchmarks/hub_spawn.py
+	$(VENV)/bin/python benchmarks/launch_link.py
 	$(VENV)/bin/python benchmarks/gpu_cull.py
 
 clean:

@@ -92,6 +92,18 @@ async def test_student_lands_on_their_home_page_in_their_language(chromium, hub,
         assert await page.locator("input[name=profile]:checked").count() == 1
         await check_accessibility(page, f"spawn form ({lang})")
         await save_screenshot(page, artifacts_dir, f"home-spawn-form-{lang}")
+
+        await page.goto(hub.url + "/hub/home")  # the hub's servers page, our translated copy
+        assert await page.get_attribute("html", "lang") == lang
+        assert ("Démarrer mon serveur" if lang == "fr" else "Start My Server") in await page.inner_text("#start")
+        await check_accessibility(page, f"servers ({lang})")
+        await save_screenshot(page, artifacts_dir, f"home-servers-{lang}")
+
+        await page.goto(hub.url + "/user/student1/lab")  # the server is not running: the hub says so
+        await page.wait_for_selector("#start")
+        assert ("Serveur arrêté" if lang == "fr" else "Server not running") in await page.inner_text("h1")
+        await check_accessibility(page, f"not running ({lang})")
+        await save_screenshot(page, artifacts_dir, f"home-not-running-{lang}")
     finally:
         await context.close()
 
