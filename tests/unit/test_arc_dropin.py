@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import dask.config
 import pytest
-from dask_jobqueue.core import Job, JobQueueCluster
+from dask_jobqueue.core import Job
 from dask_jobqueue.slurm import SLURMCluster, SLURMJob
 from distributed import Scheduler
 from distributed.security import Security
@@ -44,8 +44,8 @@ TAGS = JobTags(user="alice", server="lab", project="def-demo", site="scip-local"
 def slurmcluster_parameters() -> list[str]:
     """Every keyword argument SLURMCluster(...) takes: the cluster's own and, through **job_kwargs, its job's."""
     names: list[str] = []
-    for fn, skip in ((JobQueueCluster.__init__, set()), (SLURMJob.__init__, {"scheduler", "name"}),
-                     (Job.__init__, {"scheduler", "name"})):
+    jobs = [k.__init__ for k in SLURMCluster.job_cls.__mro__ if issubclass(k, Job) and "__init__" in vars(k)]
+    for fn, skip in ((SLURMCluster, set()), *((j, {"scheduler", "name"}) for j in jobs)):
         for p in inspect.signature(fn).parameters.values():
             if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or p.name in skip:
                 continue
