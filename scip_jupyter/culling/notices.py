@@ -47,3 +47,20 @@ def notice_text(n: NoticeRecord) -> str:
 
 def notice_json(n: NoticeRecord) -> dict:
     return {**n.as_json(), "text": notice_text(n)}
+
+
+def open_notice_texts(ledger_url: str, user: str) -> list[str]:
+    """The person's open GPU notices as sentences in the current language (for the home page: one call).
+
+    The ledger's database holds them (`scip_gpu_notices`); a page that cannot reach it shows none.
+    """
+    from .records import Records
+
+    try:
+        records = Records(ledger_url)
+    except Exception:  # noqa: BLE001 - the page stands without them
+        return []
+    try:
+        return [notice_text(n) for n in records.notices(user=user, open_only=True)]
+    finally:
+        records.dispose()

@@ -56,3 +56,17 @@ def test_usage_reports_reclaimed_hours_under_its_table(tmp_path, capsys):
     assert main(["usage", "--ledger", url, "--since", "2026-12-01", "--until", "2026-12-05", "--user", "cy"]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines() if "course ml" in line]
     assert lines and lines[-1][2] == "0.25"
+
+
+def test_home_page_reads_open_notices_in_the_persons_language(tmp_path):
+    from scip_jupyter.culling.notices import open_notice_texts
+
+    url = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    r = Records(url)
+    r.post("budget-warning", "ana", account="group:lab")
+    r.post("idle-warning", "bo", deadline=AT)
+    r.dispose()
+    assert open_notice_texts(url, "ana") == ["Your allocation lab has used 90% of its GPU-hours."]
+    with use_locale("fr"):
+        assert open_notice_texts(url, "bo")[0].startswith("Le GPU de votre serveur par défaut est inactif")
+    assert open_notice_texts("sqlite:////nonexistent/dir/x.sqlite", "ana") == []
