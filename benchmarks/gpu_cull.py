@@ -36,7 +36,9 @@ from jupyterhub_idle_culler import default_cull_arbiter  # noqa: E402
 from scip_jupyter.culling.arbiter import GpuArbiter  # noqa: E402
 from scip_jupyter.culling.policy import Reading  # noqa: E402
 from scip_jupyter.culling.records import Records  # noqa: E402
-from scip_jupyter.culling.service import profiles_loader  # noqa: E402
+from scip_jupyter.allocations.ledger import Ledger  # noqa: E402
+from scip_jupyter.allocations.policy import Account, Request  # noqa: E402
+from scip_jupyter.culling.service import account_lookup, profiles_loader  # noqa: E402
 from scip_jupyter.culling.settings import GPUCulling  # noqa: E402
 from scip_jupyter.culling.sources import PrometheusSource, StaticSource  # noqa: E402
 from tests.dcgm_exporter import DcgmExporter  # noqa: E402
@@ -45,6 +47,8 @@ N = 1000
 #: the demo catalog, read as the service reads it (reloaded when the file changes)
 PROFILES = profiles_loader(str(ROOT / "hub_config" / "catalog.yaml"))
 MIG = {"mig-1g-10gb": "1g.10gb", "mig-3g-40gb": "3g.40gb"}
+LAB = Account("group:bench", "group bench", "allocations.yaml",
+              (dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1)), "ever")
 
 
 def fleet() -> list[tuple[dict, str, float]]:
@@ -112,7 +116,13 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         records = Records(f"sqlite:///{Path(tmp) / 'ledger.sqlite'}")
         settings = GPUCulling(idle_time=600, warning_time=600, cull_every=60)
-        arbiter = GpuArbiter(settings, PROFILES, source, records, cache_seconds=0.5, batch=True)
+        ledger = Ledger(f"sqlite:///{Path(tmp) / 'ledger.sqlite'}")  # who pays: the 700 GPU servers' holdings
+        for model, profile, _util in servers:
+            if profile != "cpu-small":
+                user = model["full_name"][:-1]
+                ledger.reserve(Request(user, "", profile, "h100", 1, 1.0), [LAB])
+        arbiter = GpuArbiter(settings, PROFILES, source, records, account_lookup(ledger), cache_seconds=0.5,
+                             batch=True)
         try:
             first = asyncio.run(one_round(arbiter, servers))
             gpu, act = [], []
@@ -122,6 +132,7 @@ def main(argv: list[str]) -> int:
                 act.append(asyncio.run(activity_round(servers)))
         finally:
             records.dispose()
+            ledger.dispose()
             if exporter is not None:
                 subprocess.run([str(ROOT / "scripts" / "prometheus-local"), "remove-target", "gpu-cull-bench"],
                                capture_output=True)

@@ -112,9 +112,18 @@ class HubClient:
                 raise
 
 
-def account_lookup(ledger):
+def account_lookup(ledger, ttl: float = 2.0):
+    """`account_of(user, server)`: who pays for a running server, from the ledger's active holdings
+    (read once per `ttl` seconds, so a round that warns hundreds of servers reads them once)."""
+    import time
+
+    cache: dict = {"at": -1e9, "map": {}}
+
     def account_of(user: str, server: str) -> str:
-        return next((h.account for h in ledger.active() if h.user == user and h.server == server), "")
+        if time.monotonic() - cache["at"] > ttl:
+            cache["map"] = {(h.user, h.server): h.account for h in ledger.active()}
+            cache["at"] = time.monotonic()
+        return cache["map"].get((user, server), "")
 
     return account_of
 
