@@ -30,6 +30,7 @@ import requests
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from scip_jupyter.arc.tags import JobTags
 from tests.fixtures.common import ROOT, VENV_BIN, free_port, is_root, wait_for_port
 
 pytestmark = pytest.mark.slurm
@@ -70,8 +71,8 @@ class Server:
         return self.proc.returncode
 
 
-def _as_user(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", RUN_AS, "--", *argv] if is_root() else argv
+def _as_user(argv: list[str], account: str = RUN_AS) -> list[str]:
+    return ["runuser", "-u", account, "--", *argv] if is_root() else argv
 
 
 @pytest.fixture
@@ -186,9 +187,9 @@ def wait_gone(slurm_cluster, user: str, name: str, within: float = GONE_WITHIN) 
     return left
 
 
-def sbatch_as_user(slurm_cluster, comment: str, hold: bool = True) -> str:
+def sbatch_as_user(slurm_cluster, comment: str, hold: bool = True, account: str = RUN_AS) -> str:
     argv = _as_user(["sbatch", "--parsable", f"--comment={comment}", "--job-name=h2-tagged", "-o", "/dev/null",
-                     "-D", "/tmp", "--time=00:05:00", *(["--hold"] if hold else []), "--wrap", "sleep 300"])  # fmt: skip
+                     "-D", "/tmp", "--time=00:05:00", *(["--hold"] if hold else []), "--wrap", "sleep 300"], account)  # fmt: skip
     return slurm_cluster.run(*argv).strip()
 
 
@@ -289,9 +290,13 @@ def test_hub_cancels_leftovers_on_stop_and_reconciles_stopped_servers(hub, slurm
     r = hub.api("POST", f"/users/{user}/server", json={"profile": "cpu-small"})
     assert r.status_code in (201, 202), r.text
     hub.wait_for_server(user)
-    running = sbatch_as_user(slurm_cluster, f"scip.ca:user={user},server=default")  # the running server's job
+    # the running (unnamed, "") server's job, submitted as the person's own account as their server would
+    account = f"jupyter-{user}" if is_root() else RUN_AS
+    running = sbatch_as_user(slurm_cluster, JobTags(user=user, server="").comment(), account=account)
     stopped = sbatch_as_user(slurm_cluster, f"scip.ca:user={user},server=h2-gone")  # a server that does not run
-    outsider = sbatch_as_user(slurm_cluster, "scip.ca:user=h2-not-a-hub-user,server=default")
+    outsider = sbatch_as_user(slurm_cluster, "scip.ca:user=h2-not-a-hub-user,server=")
+    # someone else's job carrying researcher1's tags: stopping researcher1's server must not cancel it
+    forged = sbatch_as_user(slurm_cluster, JobTags(user=user, server="").comment()) if is_root() else None
     try:
         dry = run_reconcile_cli(hub, "--dry-run")
         assert dry.returncode == 0, dry.stderr
@@ -311,8 +316,12 @@ def test_hub_cancels_leftovers_on_stop_and_reconciles_stopped_servers(hub, slurm
             time.sleep(1)
         assert running not in slurm_cluster.job_ids(), hub.log_tail()
         assert outsider in slurm_cluster.job_ids()
+        if forged:
+            assert forged in slurm_cluster.job_ids()  # tags alone never make a job researcher1's
         assert f"ARC: cancelled leftover jobs of {user}" in hub.log_path.read_text(errors="replace")
     finally:
-        for job in (running, stopped, outsider):
+        for job in (running, stopped, outsider, forged):
+            if job is None:
+                continue
             slurm_cluster.run("scancel", job, check=False)
         hub.stop_server(user)
