@@ -45,6 +45,16 @@ ACTIONS = {
 }
 #: Phases whose message is an error, shown in ``parts.alert``.
 ALERT_PHASES = ("failed", "error")
+#: Set by the hub (`scip-jupyter up`) when the clusters cannot be used here, with the reason.
+ARC_UNAVAILABLE_ENV = "SCIP_ARC_UNAVAILABLE"
+
+
+def arc_unavailable() -> str:
+    """Why ARC cannot be used from this server ("" when it can): shown instead of waiting for workers."""
+    import os
+
+    why = os.environ.get(ARC_UNAVAILABLE_ENV, "").strip()
+    return _("ARC is unavailable here: %(why)s") % {"why": why} if why else ""
 
 
 class LauncherView(View):
@@ -66,7 +76,7 @@ class LauncherView(View):
 
     def _repr_html_(self) -> str:
         m = self.model
-        return render("launcher.html", phase=m.phase, message=m.message, fields=[(_(LABELS[f]), getattr(m, f)) for f in FIELDS])
+        return render("launcher.html", phase=m.phase, message=arc_unavailable() or m.message, fields=[(_(LABELS[f]), getattr(m, f)) for f in FIELDS])
 
     # ------------------------------------------------------------ building
 
@@ -106,7 +116,7 @@ class LauncherView(View):
         p.alert.add_class("scip-launcher-alert")
         p.monitor_box = w.VBox([])
         box = w.VBox([
-            w.HTML("<b>ARC launcher</b>"),
+            w.HTML(render("message.html", c="scip-launcher-title", t=_("ARC launcher"))),
             *rows,
             w.HBox(list(p.buttons.values())),
             w.HBox([w.Label(_("Cluster state"), layout=label_layout), p.phase, p.message]),
@@ -135,9 +145,9 @@ class LauncherView(View):
         if name == "account":
             return _with_current(m.choices("account"), m.account)
         if name == "partition":
-            return [("(preset default)", ""), *[(x, x) for x in _with_current(m.choices("partition"), m.partition) if x]]
+            return [(_("(preset default)"), ""), *[(x, x) for x in _with_current(m.choices("partition"), m.partition) if x]]
         if name == "gpu_type":
-            return [("none", ""), *[(x, x) for x in m.choices("gpu_type")]]
+            return [(_("none"), ""), *[(x, x) for x in m.choices("gpu_type")]]
         if name == "walltime":
             return m.choices("walltime")
         return []
@@ -156,12 +166,15 @@ class LauncherView(View):
 
     def _sync_actions(self) -> None:
         p, m = self.parts, self.model
+        unavailable = arc_unavailable()
         for action, (_text, _style, phases) in ACTIONS.items():
-            set_if_changed(p.buttons[action], "disabled", m.phase not in phases)
+            blocked = bool(unavailable) and action in ("launch", "scale", "adapt")
+            set_if_changed(p.buttons[action], "disabled", blocked or m.phase not in phases)
         set_if_changed(p.phase, "value", m.phase)
-        failing = m.phase in ALERT_PHASES
-        set_if_changed(p.message, "value", "" if failing else m.message)
-        set_if_changed(p.alert, "value", render("error.html", message=m.message) if failing and m.message else "")
+        failing = m.phase in ALERT_PHASES or bool(unavailable)
+        message = unavailable or m.message
+        set_if_changed(p.message, "value", "" if failing else message)
+        set_if_changed(p.alert, "value", render("error.html", message=message) if failing and message else "")
 
     def _on_model(self, change: Any) -> None:
         name = change["name"]
