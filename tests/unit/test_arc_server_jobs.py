@@ -123,3 +123,22 @@ async def test_unreachable_cluster_is_reported_not_raised(tmp_path):
     assert "local-slurm" in body["errors"][0]["message"] and "slurm-local status" in body["errors"][0]["message"]
     assert [j["job_id"] for j in body["jobs"]] == ["5"]
     assert await jobs.cancel_all() == {}  # logged, not raised: shutdown goes on
+
+
+async def test_tags_alone_never_make_another_accounts_job_ours(tmp_path):
+    """Slurm lists alice/default's tagged jobs as running under root: a server submitting as
+    another account sees none of them and cannot cancel them, even with a forged record."""
+    transport = RecordingTransport()
+    transport.account = "mallory"
+    registry = JobRegistry(tmp_path / "r.sqlite")
+    jobs = ServerJobs(JobTags(user="alice", server="default"), registry, lambda preset: transport, presets=("local-slurm",))
+    (view,) = await jobs.list()
+    assert view.jobs == []
+    registry.record("1", "local-slurm", JobTags(user="alice", server="default"), preset="local-slurm", account="mallory")
+    with pytest.raises(NotThisServersJob):
+        await jobs.cancel("1")
+    assert transport.scancels() == []
+    transport.account = "root"  # the account Slurm says owns them: now they are this server's
+    owner = ServerJobs(JobTags(user="alice", server="default"), JobRegistry(tmp_path / "o.sqlite"), lambda p: transport,
+                       presets=("local-slurm",))
+    assert {"1", "2_0"} <= {j.job_id for v in await owner.list() for j in v.jobs}
