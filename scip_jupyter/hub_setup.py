@@ -144,7 +144,27 @@ def configure(c, setup: HubSetup) -> Wiring:
     # 5. later features
     for feature in FEATURES:
         feature(c, setup, wiring)
+    if setup.allocations_path:  # after the features: the hub id ($SCIP_HUB_ID) is known by now
+        _open_ledger(setup.ledger_url)
     return wiring
+
+
+def _open_ledger(url: str) -> None:
+    """Open (and migrate) the ledger while the hub starts, not at its first spawn.
+
+    Opening it runs the migrations; at a first spawn that ran on the hub's event
+    loop, so a locked or slow database froze the hub for everyone (up to the busy
+    timeout). A ledger that cannot be opened now is logged and tried again at
+    the first spawn (which then fails with its own 503 message).
+    """
+    import logging
+
+    from .allocations.ledger import DEFAULT_URL, ledger_for
+
+    try:
+        ledger_for(url or DEFAULT_URL)
+    except Exception as exc:  # noqa: BLE001 - the spawn path reports it to the person
+        logging.getLogger("scip.hub_setup").error("allocation ledger not available at hub start: %r", exc)
 
 
 def _identity(c, setup: HubSetup, wiring: Wiring) -> None:
