@@ -166,8 +166,15 @@ def to_record(job: SacctJob, cluster: str, tags: JobTags, allocations: Allocatio
     return SlurmJobRecord(
         cluster=cluster, job_id=job.job_id, user=tags.user, server=tags.server, slurm_user=job.user,
         slurm_account=job.account, account=f"group:{group}" if group else "", flavour=flavour or None,
-        gpus=count, gpu_weight=weight, state=job.state, started_at=job.start, ended_at=job.end,
+        gpus=count, gpu_weight=weight, state=job.state, started_at=job.start, ended_at=_end(job),
     )
+
+
+def _end(job: SacctJob) -> dt.datetime | None:
+    """An ended job's interval is start + Elapsed, sacct's own figure (it leaves out time suspended)."""
+    if job.end is None or job.start is None or job.elapsed <= 0:
+        return job.end
+    return job.start + dt.timedelta(seconds=job.elapsed)
 
 
 def sacct_argv(since: dt.datetime, until: dt.datetime) -> list[str]:
