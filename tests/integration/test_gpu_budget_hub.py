@@ -5,7 +5,8 @@ the `scip-gpu` service's budget watcher warns at 90 %, says "exhausted" with a d
 later, and then stops the server through the hub API, which runs the hub's post-stop hook: the ARC clean-up
 cancels the server's Slurm job (a real job on the local Slurm, submitted as the person's account with the
 server's tags). The notices are what the person reads, in English and French.
-Counted from the service's records, not timed. (The spawner's own start check runs on the real clock, so a
+A course's budget is per student: student1's MIG slice, paid by a course of 1 GPU-hour per student, is
+stopped the same way. Counted from the service's records, not timed. (The spawner's own start check runs on the real clock, so a
 new start is not refused here; unit tests cover that check.)
 """
 
@@ -35,6 +36,13 @@ SETTINGS = {
     "BudgetWatcher": {"every": 0.5, "clock_speed": SPEED, "grace": 4 * 3600, "warn_fraction": 0.9},
 }
 WAIT = 180
+#: A course of its own: each student may use 1 GPU-hour (a 1g.10gb slice: 7 hours of it).
+COURSES = {"courses": [{
+    "id": "gpu-budget", "title": "Budget test course", "instructors": ["instructor1"],
+    "students": {"users": ["student1"], "groups": []}, "material": {"path": "material"},
+    "profiles": ["mig-1g-10gb"], "allocation": {"gpu_hours_per_student": 1, "max_concurrent_servers": 0},
+    "start": "2026-01-01", "end": "2030-12-31",
+}]}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,12 @@ def budget_hub(hub_factory):
     quota.write_text(yaml.safe_dump(ALLOCATIONS, sort_keys=False))
     quota.chmod(0o644)
     (state / "gpu.json").write_text(json.dumps(SETTINGS))
-    hub = hub_factory.start(state, name="gpu-budget-hub", env={
+    (state / "material").mkdir()
+    (state / "material" / "README.md").write_text("Budget test course\n")
+    (state / "courses.yaml").write_text(yaml.safe_dump(COURSES, sort_keys=False))
+    for path in (state / "material", state / "material" / "README.md", state / "courses.yaml"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    hub = hub_factory.start(state, name="gpu-budget-hub", courses_file=state / "courses.yaml", env={
         "SCIP_GPU_CONFIG": str(state / "gpu.json"), "SCIP_ALLOCATIONS_FILE": str(quota)})
     yield hub
     hub_factory.stop(hub)
@@ -116,10 +129,33 @@ def test_exhausted_budget_warns_then_stops_the_gpu_server_after_the_grace(budget
           f"(budget clock, {SPEED}x); {status['steps']} watcher steps, {status['stops']} stop")
 
 
+def test_a_course_budget_stops_only_its_exhausted_students_slice(budget_hub):
+    """Per course: student1's slice is paid by the course (1 GPU-hour per student), stopped when theirs is used."""
+    hub = budget_hub
+    r = hub.api("POST", "/users/student1/server", json={"profile": "mig-1g-10gb", "course": "gpu-budget"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_for_server("student1")
+    deadline = time.monotonic() + WAIT
+    while "" in hub.user("student1").get("servers", {}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "" not in hub.user("student1").get("servers", {}), f"the course slice was never stopped\n{hub.log_tail()}"
+    records = Records(hub.ledger_url)
+    notices = records.notices(user="student1")
+    assert [n.kind for n in notices] == ["budget-warning", "budget-exhausted", "budget-stop"]
+    assert {n.account for n in notices} == {"course:gpu-budget"}
+    stop = notices[-1]
+    assert stop.at >= notices[1].deadline
+    records.dispose()
+    r = hub.get("/services/scip-gpu/api/notices", params={"user": "student1"})
+    assert any(n["text"] == "Your server default was stopped: allocation gpu-budget has no GPU-hours left."
+               for n in r.json()["notices"]), r.text
+
+
 def test_a_person_reads_only_their_own_notices(budget_hub):
     hub = budget_hub
     s = hub.login("student1")
     r = s.get(hub.url + "/services/scip-gpu/api/notices", params={"user": "researcher1"})
     assert r.status_code == 403, r.status_code
-    r = s.get(hub.url + "/services/scip-gpu/api/notices")
-    assert r.status_code == 200 and r.json() == {"user": "student1", "notices": []}, r.text
+    r = s.get(hub.url + "/services/scip-gpu/api/notices")  # their own: the course budget's notices
+    assert r.status_code == 200 and r.json()["user"] == "student1", r.text
+    assert {n["user"] for n in r.json()["notices"]} == {"student1"}
