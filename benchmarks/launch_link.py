@@ -9,8 +9,9 @@ Both hubs run on this machine, in Debian Chromium (Playwright, never a downloade
   LocalProcessSpawner, JupyterLab) and nbgitpuller (PyPI) pulling the same repository:
   `/hub/user-redirect/git-pull?repo=<repo>&branch=main&urlpath=lab/tree/<repo>/lesson.ipynb`.
 
-Each round is a fresh person (a new hub user; for the stock hub a new Unix account,
-since its spawner runs servers as the user of that name), who follows the link, signs
+Each round is a fresh person (a new hub user and a new Unix account: the stock spawner
+runs servers as the account of that name, made here; ours makes `jupyter-<name>` itself
+on the first spawn; both removed at the end), who follows the link, signs
 in on the login page it leads to, and waits until the notebook is open in JupyterLab
 (its first cell shown). Rounds alternate which hub goes first. Per phase (from the
 URLs the browser passes through) the medians show where the time goes:
@@ -235,7 +236,8 @@ async def run(rounds: int) -> None:
     os.chmod(work, 0o755)
     repo = make_repo(work / "material")
     trust_repo(repo, True)
-    ours_users = [f"lbench-ours-{i}" for i in range(rounds)]
+    run = secrets.token_hex(2)
+    ours_users = [f"lbench-o{run}-{i}" for i in range(rounds)]  # the hub makes jupyter-<name> on first spawn
     stock_users = [f"lbench-{secrets.token_hex(2)}-{i}" for i in range(rounds)]
     for name in stock_users:
         add_account(name)
@@ -264,6 +266,9 @@ async def run(rounds: int) -> None:
         stop(stock_proc)
         for name in stock_users:
             remove_account(name)
+        for name in ours_users:  # the accounts our spawner created for them (the hub ran as root)
+            if subprocess.run(["id", f"jupyter-{name}"], capture_output=True).returncode == 0:
+                remove_account(f"jupyter-{name}")
         trust_repo(repo, False)
     for name in ("ours", "stock"):
         print(f"{name} medians: " + "  ".join(
