@@ -67,6 +67,7 @@ bench: setup system-deps
 	$(VENV)/bin/python benchmarks/hub_spawn.py
 	$(VENV)/bin/python benchmarks/launch_link.py
 	$(VENV)/bin/python benchmarks/gpu_cull.py
+	$(VENV)/bin/python benchmarks/quota_cost.py
 
 clean:
 	-scripts/slurm-local stop
