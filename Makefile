@@ -71,5 +71,6 @@ bench: setup system-deps
 
 clean:
 	-scripts/slurm-local stop
+	-scripts/postgres-local stop
 	-scripts/prometheus-local stop
 	rm -rf .state test-artifacts
