@@ -64,6 +64,7 @@ bench: setup system-deps
 	scripts/slurm-local start
 	$(VENV)/bin/python benchmarks/arc_scaleup.py
 	$(VENV)/bin/python benchmarks/kube_spawn.py
+	$(VENV)/bin/python benchmarks/spawn_overhead.py
 	$(VENV)/bin/python benchmarks/hub_spawn.py
 	$(VENV)/bin/python benchmarks/launch_link.py
 	$(VENV)/bin/python benchmarks/gpu_cull.py

@@ -187,7 +187,7 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         it crash-loops, with a message in words (instead of waiting for start_timeout).""",
     )
     trouble_poll_interval = Float(
-        0.5,
+        1.0,
         config=True,
         help="""Seconds between looks at the starting pod's status and events. Reads KubeSpawner's
         reflectors (no API request); the spawn ends within this much of the event arriving.""",
@@ -276,11 +276,17 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         raise await self._scip_fail(trouble)
 
     async def _scip_watch_trouble(self, start: asyncio.Future) -> PodTrouble | None:
+        # The pod's status says all four troubles on a real cluster (PodScheduled=False, waiting
+        # reasons): read it every poll. Events are the fallback, read every 5th poll: KubeSpawner's
+        # `events` sorts every event of the namespace, and many pods start at once.
+        polls = 0
         while not start.done():
             pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") if self.pod_reflector else None
-            trouble = find_trouble(self.events if pod is not None else [], pod)
-            if trouble:
-                return trouble
+            if pod is not None:
+                trouble = find_trouble(self.events if polls % 5 == 0 else (), pod)
+                if trouble:
+                    return trouble
+                polls += 1
             await asyncio.sleep(self.trouble_poll_interval)
         return None
 
