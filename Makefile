@@ -8,6 +8,8 @@ VENV := $(ROOT)/.venv
 PYTHON ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 PORT ?= 8000
 PYTEST_ARGS ?=
+# e.g. HUB_LOAD_ARGS="--people 100 --rate 5 --real 5" on a busy machine (defaults: 500 people, 20 real servers)
+HUB_LOAD_ARGS ?=
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 
 .PHONY: run test setup system-deps node-deps slurm-start slurm-stop unit bench clean
@@ -66,6 +68,7 @@ bench: setup system-deps
 	$(VENV)/bin/python benchmarks/kube_spawn.py
 	$(VENV)/bin/python benchmarks/spawn_overhead.py
 	$(VENV)/bin/python benchmarks/hub_spawn.py
+	$(VENV)/bin/python benchmarks/hub_load.py $(HUB_LOAD_ARGS)
 	$(VENV)/bin/python benchmarks/launch_link.py
 	$(VENV)/bin/python benchmarks/gpu_cull.py
 	$(VENV)/bin/python benchmarks/quota_cost.py
