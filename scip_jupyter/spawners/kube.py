@@ -226,7 +226,9 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
         return catalog_profile_list
 
     def _scip_profile_list(self) -> list[dict[str, Any]]:
-        volumes, mounts, env = slurm_client_mounts(self.slurm_config_map, self.scip_config_map)
+        # SCIP_COURSES_FILE only when the hub has courses (the ConfigMap then carries courses.yaml).
+        files = ("courses.yaml", "arc.yaml") if self.courses_path else ("arc.yaml",)
+        volumes, mounts, env = slurm_client_mounts(self.slurm_config_map, self.scip_config_map, files)
         placement = Placement(
             gpu_products=dict(self.gpu_products),
             site_node_label=self.site_node_label,

@@ -194,6 +194,7 @@ async def test_config_maps_are_mounted_and_no_secret_is(kube_api, kube_namespace
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf"
     assert env["SCIP_ARC_PRESETS"] == "/usr/local/etc/scip/arc.yaml"
+    assert "SCIP_COURSES_FILE" not in env  # this hub has no courses
     assert "SCIP_SSH_KEY" not in env and "SCIP_CONFIG_DIR" not in env
     [create] = pod_creations(kube_api, kube_namespace)
     kubernetes_validate.validate(create.data, "1.30", strict=True)
