@@ -65,6 +65,17 @@ class _ScipPage(BaseHandler):
     def initialize(self, **settings):
         self.scip = settings
 
+    def slurm_account(self, user) -> str:
+        """The account Slurm runs this person's jobs as: their spawner's (`jupyter-NAME` on the
+        embedded hub, identity.py), else SCIPCredentials' account mapping. Ownership is decided by it."""
+        from ..identity_hub import SCIPCredentials
+
+        try:
+            return SCIPCredentials(config=self.settings.get("config")).account_of(user) or ""
+        except Exception as exc:  # no account: no jobs are listed as theirs (never tags alone)
+            log.warning("home page: no Slurm account for %s: %r", user.name, exc)
+            return ""
+
 
 class HomeHandler(_ScipPage):
     @web.authenticated
@@ -72,13 +83,13 @@ class HomeHandler(_ScipPage):
         user = self.current_user
         groups = [g.name for g in user.groups]
         now = _now()
-        (courses, courses_error), (server, allocations, chart, allocation_error), (jobs, jobs_error) = (
-            await asyncio.gather(
+        (courses, courses_error), (server, allocations, chart, allocation_error), (jobs, jobs_error), (
+            gpu_notices, _why) = await asyncio.gather(
                 _bounded(self._courses(user, groups), _("The course registry")),
                 self._server_and_allocation(user, groups, now),
                 _bounded(self._jobs(user, now), _("Slurm")),
+                _bounded(self._gpu_notices(user), _("The GPU notices")),
             )
-        )
         if jobs is None:
             jobs = model.JobsSection(unavailable={p: jobs_error for p in self.scip["presets"]})
         html = await self.render_template(
@@ -95,6 +106,7 @@ class HomeHandler(_ScipPage):
             cancel_base=url_path_join(self.hub.base_url, "scip", "jobs"),
             instructor_url=self._instructor_url(user),
             notice=self.get_argument("notice", "") == "cancelled",
+            gpu_notices=gpu_notices or [],
         )
         self.finish(html)
 
@@ -201,10 +213,22 @@ class HomeHandler(_ScipPage):
         chart = model.chart_bars(model.daily_hours(mine, user.name, now))
         return (active[0] if active else None), cards, chart
 
+    # --- GPU notices (scip-gpu: idle GPU about to be stopped, allocation at 90% or exhausted) ----------
+
+    async def _gpu_notices(self, user) -> list[str]:
+        """The person's open GPU notices, as sentences in the request's language (scip_jupyter/culling)."""
+        if not self.scip.get("ledger_url"):
+            return []
+        from ..culling.notices import open_notice_texts
+
+        # to_thread copies the context: the sentences are in the request's language
+        return await asyncio.to_thread(open_notice_texts, self.scip["ledger_url"], user.name)
+
     # --- Slurm jobs ---------------------------------------------------------------------------------
 
     async def _jobs(self, user, now) -> model.JobsSection:
         section = model.JobsSection()
+        account = self.slurm_account(user)
         why = self.scip.get("arc_unavailable", "")
         for preset in self.scip["presets"]:
             if why:
@@ -215,7 +239,7 @@ class HomeHandler(_ScipPage):
             except Exception as exc:
                 section.unavailable[preset] = str(exc) or type(exc).__name__
                 continue
-            section.rows += model.job_rows(preset, jobs, user.name, now)
+            section.rows += model.job_rows(preset, jobs, user.name, account, now)
         return section
 
 
@@ -255,7 +279,7 @@ class CancelJobHandler(_ScipPage):
             job_id = check_job_id(job_id)
         except ValueError as exc:
             raise web.HTTPError(400, str(exc)) from None
-        rows = model.job_rows(preset, await queue(preset, fresh=True), user.name, _now())
+        rows = model.job_rows(preset, await queue(preset, fresh=True), user.name, self.slurm_account(user), _now())
         if job_id not in {r.cancel_id for r in rows} | {r.job_id for r in rows}:
             raise web.HTTPError(403, _("job_id: %(id)s is not one of your jobs on %(preset)s") % {
                 "id": job_id, "preset": preset})

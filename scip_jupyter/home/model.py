@@ -241,11 +241,16 @@ def _when(value: dt.datetime | None, now: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def job_rows(preset: str, jobs: Iterable[JobState], user: str, now: dt.datetime) -> list[JobRow]:
-    """The person's jobs on one cluster: those whose tags name them (the hub's record of ownership)."""
+def job_rows(preset: str, jobs: Iterable[JobState], user: str, account: str, now: dt.datetime) -> list[JobRow]:
+    """The person's jobs on one cluster: run by Slurm as their own account AND tagged for them.
+
+    Slurm's owning account decides; the tags only say which of that account's
+    jobs are the hub's (any user can write any tags into their own job's
+    comment, so tag text alone never makes a job someone's). No account: no jobs.
+    """
     rows = []
     for j in jobs:
-        if j.tags is None or j.tags.user != user:
+        if not account or j.user != account or j.tags is None or j.tags.user != user:
             continue
         rows.append(
             JobRow(

@@ -129,16 +129,45 @@ async def test_language_switcher_choice_wins_over_the_browser(chromium, hub, art
         await context.close()
 
 
-def _submit_tagged_job(user: str) -> str:
+def _person_account(user: str) -> str:
+    """The person's own Unix account (`jupyter-NAME`), with its Slurm association (accounting is
+    enforced on the local Slurm), as the embedded hub's spawner makes it (spawners/local.py)."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests submit jobs as the person's own account: run them as root (runuser)", pytrace=False)
+    import pwd
+    import tempfile
+
+    from scip_jupyter.identity import system_username, useradd_argv
+
+    account = system_username(user)
+    try:
+        pwd.getpwnam(account)
+    except KeyError:  # not spawned yet: make it as the hub would (identity.ensure_account)
+        made = subprocess.run(useradd_argv(account, f"/home/{account}", user), capture_output=True, text=True,
+                              timeout=60)
+        if made.returncode not in (0, 9):
+            pytest.fail(f"useradd {account}: {made.stderr}", pytrace=False)
     env = {**os.environ, "SLURM_CONF": SLURM_CONF}
+    out = subprocess.run(["sacctmgr", "-i", "add", "user", account, "Account=def-demo"],
+                         capture_output=True, text=True, env=env, timeout=60, cwd=tempfile.gettempdir())
+    if out.returncode != 0 and "Nothing new added" not in out.stdout + out.stderr:
+        pytest.fail(f"sacctmgr add user {account}: {out.stderr or out.stdout}", pytrace=False)
+    return account
+
+
+def _submit_tagged_job(user: str, as_account: str | None = None) -> str:
+    """A job tagged for `user`, submitted by Slurm account `as_account` (default: the person's own)."""
+    env = {**os.environ, "SLURM_CONF": SLURM_CONF}
+    account = as_account or _person_account(user)
     comment = JobTags(user=user, server="").comment()
     out = subprocess.run(
-        ["sbatch", "--parsable", "--job-name", "home-page-test", f"--comment={comment}", "--time=10",
-         "--wrap", "sleep 600"], capture_output=True, text=True, env=env, timeout=60,
+        ["runuser", "-u", account, "--", "sbatch", "--parsable", "--job-name", "home-page-test",
+         f"--comment={comment}", "--time=10", "-D", "/tmp", "-o", "/dev/null", "--wrap", "sleep 600"],
+        capture_output=True, text=True, env=env, timeout=60, cwd="/tmp",
     )
     if out.returncode != 0:
-        pytest.fail(f"sbatch failed (is the local Slurm running? scripts/slurm-local start): {out.stderr}",
-                    pytrace=False)
+        pytest.fail(f"sbatch as {account} failed (is the local Slurm running? scripts/slurm-local start): "
+                    f"{out.stderr}", pytrace=False)
     return out.stdout.strip().split(";")[0]
 
 
@@ -173,6 +202,37 @@ async def test_home_page_lists_and_cancels_the_persons_slurm_job(chromium, hub, 
         await context.close()
 
 
+def _home_job_ids(session, hub) -> set[str]:
+    import re
+
+    r = session.get(f"{hub.url}/hub/scip/home", timeout=60)
+    assert r.status_code == 200, r.text[:500]
+    return set(re.findall(r"data-job=['\"]([^'\"]+)['\"]", r.text))
+
+
+async def test_a_job_carrying_the_persons_tags_from_another_account_is_not_theirs(hub):
+    """Tags are text anyone writes: instructor1's account forges researcher1's tags. The home page
+    (owner = Slurm's account, jupyter-researcher1) neither lists it nor cancels it."""
+    own = _submit_tagged_job("researcher1")
+    forged = _submit_tagged_job("researcher1", as_account=_person_account("instructor1"))
+    try:
+        session = hub.login("researcher1")
+        deadline = time.monotonic() + 120
+        shown = _home_job_ids(session, hub)
+        while own not in shown and time.monotonic() < deadline:  # the hub caches squeue for 10 s
+            time.sleep(2)
+            shown = _home_job_ids(session, hub)
+        assert own in shown, shown  # the same listing, so the forged job was in it too
+        assert forged not in shown, shown
+        xsrf = session.cookies.get("_xsrf") or ""
+        r = session.post(f"{hub.url}/hub/scip/jobs/local-slurm/{forged}/cancel", data={"_xsrf": xsrf},
+                         allow_redirects=False, timeout=60)
+        assert r.status_code == 403, r.text[:500]
+        assert _in_queue(forged) not in ("", "CANCELLED")
+    finally:
+        subprocess.run(["scancel", own, forged], env={**os.environ, "SLURM_CONF": SLURM_CONF}, timeout=60)
+
+
 async def test_someone_elses_job_cannot_be_cancelled(hub):
     job_id = _submit_tagged_job("instructor1")
     try:
@@ -205,4 +265,41 @@ async def test_instructor_pages_are_hub_styled_with_progress_charts(chromium, hu
         await check_accessibility(page, f"instructor course ({lang})")
         await save_screenshot(page, artifacts_dir, f"home-instructor-course-{lang}")
     finally:
+        await context.close()
+
+
+async def test_open_gpu_notices_show_on_the_home_page_translated_and_escaped(chromium, hub, artifacts_dir):
+    """scip-gpu's open notices (idle GPU about to be stopped, allocation at 90%) for this person
+    show on their home page in French; text from the ledger is escaped; cleared ones are gone."""
+    import datetime as dt
+
+    from scip_jupyter.culling.records import Records
+
+    hostile = "group:<script>alert('notice')</script>"
+    records = Records(hub.ledger_url)
+    deadline = dt.datetime(2030, 1, 1, 9, 10)
+    records.post("idle-warning", "researcher1", server="", account="group:researchers", deadline=deadline)
+    records.post("budget-warning", "researcher1", account=hostile)
+    records.post("budget-warning", "instructor1", account="group:not-yours")
+    context, page = await new_page(chromium, "fr")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    try:
+        await login(page, hub, "researcher1")
+        notices = page.locator("#scip-gpu-notices [data-gpu-notice]")
+        assert await notices.count() == 2, await page.inner_text("#scip-home")
+        text = await page.inner_text("#scip-gpu-notices")
+        assert "Le GPU de votre serveur" in text and "2030-01-01 09:10 UTC" in text, text
+        assert "a utilisé 90 % de ses heures-GPU" in text and "<script>alert('notice')</script>" in text, text
+        assert "not-yours" not in text
+        assert await page.locator("#scip-gpu-notices script").count() == 0 and not dialogs
+        await check_accessibility(page, "home with GPU notices (fr)")
+        await save_screenshot(page, artifacts_dir, "home-gpu-notices-fr")
+        records.clear(["idle-warning", "budget-warning"], user="researcher1")
+        await page.reload()
+        assert await page.locator("#scip-gpu-notices").count() == 0
+    finally:
+        records.clear(["idle-warning", "budget-warning"], user="researcher1")
+        records.clear(["budget-warning"], user="instructor1")
+        records.dispose()
         await context.close()

@@ -45,15 +45,16 @@ def test_daily_chart_splits_hours_by_day():
     assert [b.height for b in bars] == [1, 10, 60]
 
 
-def _job(job_id, user, phase=Phase.PENDING, reason="Priority"):
+def _job(job_id, user, phase=Phase.PENDING, reason="Priority", account=None):
     tags = JobTags(user=user, server="")
     return JobState(job_id, phase, slurm_state=phase.value.upper(), reason=reason, name="w",
+                    user=f"jupyter-{user}" if account is None else account,
                     start=dt.datetime(2026, 12, 1, 13, tzinfo=dt.timezone.utc), comment=tags.comment(), tags=tags)
 
 
 def test_job_rows_are_the_persons_by_tag_with_reason_and_expected_start():
     rows = model.job_rows("local-slurm", [_job("1", "ana"), _job("2", "bo"), _job("3_[1-4]", "ana"),
-                                          _job("4", "ana", Phase.COMPLETED, "")], "ana", NOW)
+                                          _job("4", "ana", Phase.COMPLETED, "")], "ana", "jupyter-ana", NOW)
     assert [r.job_id for r in rows] == ["1", "3_[1-4]", "4"]
     assert rows[0].reason == "Priority" and rows[0].expected_start == "2026-12-01 13:00 UTC"
     assert rows[1].cancel_id == "3"
@@ -62,7 +63,13 @@ def test_job_rows_are_the_persons_by_tag_with_reason_and_expected_start():
 
 def test_untagged_jobs_are_nobodys():
     untagged = JobState("9", Phase.RUNNING, user="ana")
-    assert model.job_rows("p", [untagged], "ana", NOW) == []
+    assert model.job_rows("p", [untagged], "ana", "ana", NOW) == []
+
+
+def test_a_job_tagged_for_ana_but_run_by_another_account_is_not_hers():
+    forged = [_job("5", "ana", account="jupyter-bo"), _job("6", "ana", account="root"), _job("7", "ana", account="")]
+    assert model.job_rows("p", forged, "ana", "jupyter-ana", NOW) == []
+    assert model.job_rows("p", [_job("8", "ana")], "ana", "", NOW) == []  # no known account: nobody's
 
 
 @pytest.mark.parametrize("value, expected", [
