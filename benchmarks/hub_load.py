@@ -301,16 +301,20 @@ async def _run_a_cell(s: aiohttp.ClientSession, hub: Hub, name: str, api_headers
                           "version": "5.3"}, "parent_header": {}, "metadata": {}, "channel": "shell",
                "content": {"code": "sum(range(101))", "silent": False, "store_history": False, "user_expressions": {},
                            "allow_stdin": False}}
-    result = None
+    result, replied, idle = None, False, False
     async with s.ws_connect(f"{base.replace('http', 'ws', 1)}/kernels/{kernel}/channels", headers=auth) as ws:
         await ws.send_str(json.dumps(request))
         async for msg in ws:
             data = json.loads(msg.data)
             if data.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
-            if data["msg_type"] == "execute_result":
+            kind = data["msg_type"]
+            if kind == "execute_result":
                 result = data["content"]["data"]["text/plain"]
-            if data["msg_type"] == "execute_reply":
+            replied |= kind == "execute_reply"
+            # the reply (shell) may come before the result (iopub): done once both said so
+            idle |= kind == "status" and data["content"].get("execution_state") == "idle"
+            if replied and idle:
                 break
     async with s.delete(f"{base}/kernels/{kernel}", headers=auth) as r:
         await r.read()
