@@ -133,8 +133,8 @@ def configure(c, setup: HubSetup) -> Wiring:
         # The hub's hooks and services find presets through $SCIP_ARC_PRESETS (arc.presets).
         os.environ["SCIP_ARC_PRESETS"] = setup.arc_presets_path
 
-    if setup.arc_cleanup_presets:  # none: the hub reaches no cluster, only servers cancel their jobs
-        configure_arc(c, presets=list(setup.arc_cleanup_presets), every=setup.arc_reconcile_every)
+    # none: the hub reaches no cluster, only servers cancel their jobs (configure_arc wires nothing)
+    configure_arc(c, presets=list(setup.arc_cleanup_presets), every=setup.arc_reconcile_every)
 
     # 4. allocations
     c.SCIPSpawnerMixin.allocations_path = setup.allocations_path  # "" = no accounting

@@ -217,12 +217,19 @@ def _passthrough_env() -> dict[str, str]:
 
 
 def configure_hub(c, presets: list[str] | None = None, every: float = 300.0) -> None:
-    """Wire the hub side into a JupyterHub config `c` (one call from hub_config/*.py)."""
-    if presets is not None:
-        c.ARCCleanup.presets = presets
+    """Wire the hub side into a JupyterHub config `c` (one call, from hub_setup.configure).
+
+    `presets` None: `ARCCleanup.presets`' default. An empty list: the hub reaches no
+    cluster (only servers cancel their own jobs), so no post-stop hook and no reconcile
+    service, which without `--preset` would look on every preset's cluster.
+    """
+    presets = list(ARCCleanup.presets.default() if presets is None else presets)
+    c.ARCCleanup.presets = presets
+    if not presets:
+        return
     previous = c.Spawner.post_stop_hook if "post_stop_hook" in c.Spawner else None
     c.Spawner.post_stop_hook = post_stop_hook_for(chain=previous)
-    service, role = hub_service(list(presets or ARCCleanup.presets.default_value), every=every)
+    service, role = hub_service(presets, every=every)
     # append in place: hub_config/local.py keeps references to these lists
     for key, item in (("services", service), ("load_roles", role)):
         if key in c.JupyterHub:

@@ -86,3 +86,23 @@ def test_hub_service_runs_reconcile_for_each_preset():
         "--preset", "local-slurm", "--preset", "fir",
     ]  # fmt: skip
     assert role["scopes"] == ["list:users", "read:users:name", "read:servers"]
+
+
+@pytest.mark.parametrize(
+    "presets, expected_presets, wired",
+    [
+        (None, ["local-slurm"], True),  # ARCCleanup.presets' default
+        (["local-slurm"], ["local-slurm"], True),
+        ([], [], False),  # the hub reaches no cluster: no hook, no service reconciling every preset's cluster
+    ],
+)
+def test_configure_hub_with_default_given_or_no_presets(presets, expected_presets, wired):
+    c = Config()
+    configure_hub(c, presets=presets, every=60)
+    assert c.ARCCleanup.presets == expected_presets
+    assert ("post_stop_hook" in c.Spawner) is wired
+    services = c.JupyterHub.services if "services" in c.JupyterHub else []
+    assert [s["name"] for s in services] == ([SERVICE_NAME] if wired else [])
+    if wired:
+        command = services[0]["command"]
+        assert [command[i + 1] for i, a in enumerate(command) if a == "--preset"] == expected_presets
