@@ -176,3 +176,4 @@ def _identity(c, setup: HubSetup, wiring: Wiring) -> None:
 
 FEATURES.append(_identity)
 FEATURES.append(lambda c, s, w: __import__("scip_jupyter.allocations.hub", fromlist=["_"]).configure_usage(c, s, w))  # hub id, sacct -> ledger (scip-usage)
+FEATURES.append(lambda c, s, w: __import__("scip_jupyter.allocations.hub_api", fromlist=["_"]).configure_burst(c, s, w))  # pre-sbatch GPU-hours check for servers

@@ -427,7 +427,15 @@ class ARCCluster(SLURMCluster):
         """Scale to `n` workers (or `jobs` jobs); refused past the cluster's per-user job limit."""
         check_scale(self.preset, self._jobs_for(n) if n is not None else jobs)
         from ..allocations.burst import check_gpu_hours  # issue 10: GPU-hours left must cover the new jobs
-        check_gpu_hours(self.preset, self.request, (self._jobs_for(n) if n is not None else jobs) - len(self.worker_spec))
+
+        new_jobs = (self._jobs_for(n) if n is not None else jobs) - len(self.worker_spec)
+        try:  # the hub (notebook servers) or the ledger (hub services) decides; nothing is submitted if refused
+            check_gpu_hours(self.preset, self.request, new_jobs)
+        except ARCRequestError as exc:
+            self._set_submit_error(SubmitError(self.preset.name, new_jobs, str(exc), _(
+                "your allocation's GPU-hours (scip-jupyter usage, or your home page); nothing was submitted"),
+                datetime.now(timezone.utc), exc))
+            raise
         return super().scale(n, jobs=jobs, memory=memory, cores=cores)
 
     def adapt(self, *args, minimum_jobs=None, maximum_jobs=None, **kwargs):
