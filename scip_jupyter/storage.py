@@ -18,6 +18,7 @@ and `storage_mounts(...)`; the spawner applies the result.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import Field, ValidationError, field_validator
@@ -47,8 +48,12 @@ def within(jurisdiction: str, data_jurisdiction: str) -> bool:
 
 
 def check_jurisdiction(project: str, data_jurisdiction: str, where: str, jurisdiction: str,
-                       fitting: Sequence[str] = ()) -> None:
+                       fitting: Sequence[str] = (), none_fit: str = "") -> None:
     """Raise JurisdictionError when work at `where` (in `jurisdiction`) would take `project`'s data outside it.
+
+    The one rule for both callers: a spawn (`where` a profile, `fitting` the person's
+    profiles that fit) and an ARC scale-up (`where` a cluster preset, `fitting` the
+    presets that fit). `none_fit` is the sentence said when nothing fits (default: profiles').
 
     >>> check_jurisdiction("lab-bc", "CA-BC", "profile 'H100 east'", "CA-QC", ["H100 west"])
     Traceback (most recent call last):
@@ -62,8 +67,39 @@ def check_jurisdiction(project: str, data_jurisdiction: str, where: str, jurisdi
     if fitting:
         message += " " + _("Choose one in {data}: {fitting}").format(data=data_jurisdiction, fitting=", ".join(fitting))
     else:
-        message += " " + _("No profile of yours runs there; ask your project lead.")
+        message += " " + (none_fit or _("No profile of yours runs there; ask your project lead."))
     raise JurisdictionError(message)
+
+
+#: Environment variable of a notebook server: JSON {project: jurisdiction} of the project data it mounts.
+DATA_JURISDICTIONS_ENV = "SCIP_DATA_JURISDICTIONS"
+
+
+def parse_data_jurisdictions(text: str | None) -> dict[str, str]:
+    """The projects whose data a server holds and where each must stay, from `$SCIP_DATA_JURISDICTIONS`.
+
+    Absent or empty: {} (no project data mounted). Anything else that is not a JSON object
+    of project -> jurisdiction raises ValueError naming the variable: the check fails closed.
+
+    >>> parse_data_jurisdictions('{"lab-bc": "CA-BC"}'), parse_data_jurisdictions(None)
+    ({'lab-bc': 'CA-BC'}, {})
+    >>> parse_data_jurisdictions('["CA"]')
+    Traceback (most recent call last):
+    ...
+    ValueError: SCIP_DATA_JURISDICTIONS: '["CA"]' is not a JSON object of project -> jurisdiction, e.g. {"lab-bc": "CA-BC"}
+    """
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and len(v) >= 2 for k, v in value.items()):
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise ValueError(f"{DATA_JURISDICTIONS_ENV}: {shown!r} is not a JSON object of project -> jurisdiction, "
+                         'e.g. {"lab-bc": "CA-BC"}')
+    return dict(value)
 
 
 class ProjectStorage(StrictModel):
@@ -131,7 +167,7 @@ def storage_mounts(
     >>> [(m["mountPath"], m["subPath"]) for m in mounts]
     [('/project/lab', 'lab'), ('/scratch/alice', 'alice')]
     >>> env
-    {'SCIP_PROJECT_DIRS': '/project/lab', 'SCIP_SCRATCH': '/scratch/alice'}
+    {'SCIP_PROJECT_DIRS': '/project/lab', 'SCIP_DATA_JURISDICTIONS': '{"lab": "CA"}', 'SCIP_SCRATCH': '/scratch/alice'}
     """
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -146,6 +182,7 @@ def storage_mounts(
         return claims[(claim, read_only)]
 
     projects = []
+    held: dict[str, str] = {}
     for group in sorted(set(groups) & set(config.projects)):
         project = config.projects[group]
         if jurisdiction:
@@ -154,8 +191,11 @@ def storage_mounts(
         mounts.append({"name": volume_for(project.claim, project.read_only), "mountPath": path,
                        "subPath": project.sub_path or group, "readOnly": project.read_only})
         projects.append(path)
+        held[group] = project.jurisdiction
     if projects:
         env["SCIP_PROJECT_DIRS"] = ":".join(projects)
+        # the same table reaches the notebook: ARC scale-ups apply the same rule (arc.presets)
+        env[DATA_JURISDICTIONS_ENV] = json.dumps(held, sort_keys=True)
     if config.scratch:
         path = config.paths["scratch"].format(user=user, group="", course=course)
         mounts.append({"name": volume_for(config.scratch.claim, False), "mountPath": path, "subPath": user, "readOnly": False})

@@ -52,7 +52,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from dask_jobqueue.slurm import SLURMCluster
 from distributed.core import Status
@@ -60,12 +60,14 @@ from distributed.deploy.adaptive import Adaptive
 from distributed.security import Security
 
 from ..i18n import _
+from ..storage import DATA_JURISDICTIONS_ENV, parse_data_jurisdictions
 from .compat import compose, merge_job_settings, user_config, validate_composed
 from .jobs import ARCJob, ArrayBatcher, array_index, array_script, job_settings
 from .presets import (
     ARCRequestError,
     ClusterPreset,
     PresetFile,
+    check_data_jurisdiction,
     check_scale,
     load_default_presets,
     load_presets,
@@ -90,6 +92,17 @@ def private_dir(*parts: str) -> Path:
 def _current_user() -> str:
     """The hub user when running under JupyterHub, else the account name."""
     return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def held_data(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{project: jurisdiction} of the project data this notebook server mounts (`$SCIP_DATA_JURISDICTIONS`,
+    written by the spawner beside `$SCIP_PROJECT_DIRS`); a value that cannot be read refuses (fails closed)."""
+    env = os.environ if env is None else env
+    try:
+        return parse_data_jurisdictions(env.get(DATA_JURISDICTIONS_ENV))
+    except ValueError as exc:
+        raise ARCRequestError(DATA_JURISDICTIONS_ENV, str(exc), [_("restart your server from the hub")],
+                              status=403) from None
 
 
 def free_port(host: str) -> int:
@@ -207,6 +220,8 @@ class ARCCluster(SLURMCluster):
     array: submit scale-ups as one job array (default True); False submits one job per worker.
     coalesce_window: seconds scale requests are gathered before submitting.
     submit_retry_after: seconds adaptive scaling waits after a failed submission before it submits again.
+    data_jurisdictions: {project: jurisdiction} of the project data this notebook holds (default:
+        `$SCIP_DATA_JURISDICTIONS`, set by the spawner); a preset outside one is refused (docs/arc.md).
 
     Every other keyword argument is SLURMCluster's (a drop-in: `queue`, `job_script_prologue`,
     `interface`, `shared_temp_directory`, `job_extra_directives`, ...), composed with the preset by
@@ -241,6 +256,7 @@ class ARCCluster(SLURMCluster):
         coalesce_window: float = 0.1,
         submit_retry_after: float = 60.0,
         security: Security | bool | None = None,
+        data_jurisdictions: Mapping[str, str] | None = None,
         **kwargs,
     ):
         if isinstance(presets, PresetFile):
@@ -255,6 +271,9 @@ class ARCCluster(SLURMCluster):
                 "cannot reach this notebook, so workers cannot connect back",
                 [q.name for q in preset_file.clusters if q.network.mode == "connect-back"],
             )
+        # where the notebook's project data may go: the spawn's rule, before anything is submitted or asked
+        check_data_jurisdiction(p, held_data() if data_jurisdictions is None else dict(data_jurisdictions),
+                                [q for q in preset_file.clusters if q.network.mode == "connect-back"])
         # SLURMCluster's arguments (and the user's dask-jobqueue configuration) composed with the preset
         given = dict(kwargs, account=account, walltime=walltime, cores=cores, memory=memory,
                      processes=processes, n_workers=n_workers, security=security)

@@ -413,12 +413,14 @@ class InJobRun:
     ):
         from dataclasses import replace
 
-        from .cluster import _current_user, resolve_accounts
-        from .presets import ARCRequestError, PresetFile, load_default_presets, load_presets, validate_request
+        from .cluster import _current_user, held_data, resolve_accounts
+        from .presets import (ARCRequestError, PresetFile, check_data_jurisdiction, load_default_presets, load_presets,
+                              validate_request)
         from .transport import transport_for
 
         preset_file = presets if isinstance(presets, PresetFile) else (load_presets(presets) if presets else load_default_presets())
         self.preset = p = preset_file.get(preset)
+        check_data_jurisdiction(p, held_data(), preset_file.clusters)  # ARCCluster's rule, before any sbatch
         self.transport = transport or transport_for(p)
         user = user or _current_user()
         accounts = list(user_accounts) if user_accounts is not None else resolve_accounts(p, user, self.transport)

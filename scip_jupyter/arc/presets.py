@@ -32,7 +32,9 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..catalog import SLUG_RE
 from ..config import ConfigError, ConfigProblem, StrictModel, load_yaml, require_unique, validate_data
+from ..i18n import _
 from ..options import OptionsError
+from ..storage import JurisdictionError, check_jurisdiction, within
 
 #: A MIG slice as Slurm names it: `<model>_<g>g.<mem>gb`, e.g. h100_1g.10gb or nvidia_h100_80gb_hbm3_3g.40gb.
 MIG_RE = re.compile(r"_(\d)g\.(\d+)gb$")
@@ -522,6 +524,40 @@ def check_scale(preset: ClusterPreset, jobs: int) -> None:
             "workers", f"{jobs} jobs exceed the limit of cluster {preset.name!r} ({limit} jobs per user; each array task counts)",
             [f"0..{limit} jobs"],
         )
+
+
+class ARCJurisdictionError(ARCRequestError, JurisdictionError):
+    """A preset where a project's data may not go (field `project`, 403); the message names the
+    project, both jurisdictions and the presets that fit (`storage.check_jurisdiction`)."""
+
+    def __str__(self) -> str:
+        return self.problem  # it names the field and what fits already
+
+
+def check_data_jurisdiction(preset: ClusterPreset, data: Mapping[str, str],
+                            candidates: Sequence[ClusterPreset] = ()) -> None:
+    """Refuse `preset` when the data of a project in `data` ({project: jurisdiction}, the projects
+    whose data the notebook holds: `storage.parse_data_jurisdictions`) may not go where it runs.
+
+    The spawn's rule, reused (`storage.check_jurisdiction`); `candidates` are the presets the
+    message may offer, and those within every project's jurisdiction are named.
+
+    >>> fir, local = example_preset(name="fir", jurisdiction="CA-BC"), example_preset(name="local")
+    >>> check_data_jurisdiction(fir, {"lab-bc": "CA-BC"})
+    >>> check_data_jurisdiction(local, {"lab-bc": "CA-BC"}, [local, fir])
+    Traceback (most recent call last):
+    ...
+    scip_jupyter.arc.presets.ARCJurisdictionError: project: the data of lab-bc must stay in CA-BC; cluster preset 'local' (site demo-site) runs in CA. Choose one in CA-BC: fir
+    """
+    fitting = [q.name for q in candidates if all(within(q.jurisdiction, d) for d in data.values())]
+    for project in sorted(data):
+        try:
+            check_jurisdiction(
+                project, data[project],
+                _("cluster preset {name!r} (site {site})").format(name=preset.name, site=preset.site),
+                preset.jurisdiction, fitting, none_fit=_("No cluster preset runs there; ask your project lead."))
+        except JurisdictionError as exc:
+            raise ARCJurisdictionError("project", str(exc), fitting, status=403) from None
 
 
 # ---------------------------------------------------------------- accounts
