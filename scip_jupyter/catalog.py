@@ -78,6 +78,8 @@ class Profile(StrictModel):
     slug: Slug = Field(description="Stable identifier used in user_options['profile'] and links.")
     display_name: str
     description: str = ""
+    display_name_fr: str = Field("", description="French display name (French pages); empty: display_name.")
+    description_fr: str = Field("", description="French description (French pages); empty: description.")
     kind: ProfileKind
     gpu_model: str | None = Field(None, description="GPU model for gpu/mig kinds, e.g. h100.")
     gpu_count: int = Field(0, ge=0, le=8, description="Whole GPUs (kind gpu).")
@@ -121,6 +123,22 @@ class Profile(StrictModel):
                     f"a mig profile needs mig_profile one of {', '.join(allowed)} for {self.gpu_model}, and no gpu_count"
                 )
         return self
+
+    # --- texts in the reader's language --------------------------------------------------------------
+
+    def name_in(self, language: str) -> str:
+        """The display name in `language` ("fr": display_name_fr when given).
+
+        >>> p = Profile(slug="c", display_name="CPU", display_name_fr="Processeur", kind="cpu", image="i",
+        ...             site="s", jurisdiction="CA")
+        >>> p.name_in("fr"), p.name_in("en"), p.description_in("fr")
+        ('Processeur', 'CPU', '')
+        """
+        return (self.display_name_fr if language == "fr" else "") or self.display_name
+
+    def description_in(self, language: str) -> str:
+        """The description in `language` ("fr": description_fr when given)."""
+        return (self.description_fr if language == "fr" else "") or self.description
 
     # --- the accelerator vocabulary: what a profile asks for, said once -----------------------------
 

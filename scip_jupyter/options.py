@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
-from .allocations.quotas import gpu_share
 from .catalog import SLUG_RE, Catalog, Profile, ProfileKind, parse_quantity
 from .courses.sync import safe_relpath
 from .i18n import _, ngettext
@@ -167,22 +166,6 @@ def _memory(quantity: str) -> str:
     return _("%(n)s GB") % {"n": f"{round(parse_quantity(quantity) / 1e9, 1):g}"}
 
 
-def gpu_summary(profile: Profile) -> str:
-    """One-line description of what accelerator a profile asks for.
-
-    >>> from scip_jupyter.catalog import Profile
-    >>> gpu_summary(Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
-    ...                     image="i", site="s", jurisdiction="CA"))
-    'H100 MIG slice 1g.10gb'
-    """
-    model = str(profile.gpu_model).upper()
-    if profile.kind is ProfileKind.gpu:
-        return _("%(count)s × %(model)s (full GPU)") % {"count": profile.gpu_count, "model": model}
-    if profile.kind is ProfileKind.mig:
-        return _("%(model)s MIG slice %(slice)s") % {"model": model, "slice": profile.mig_profile}
-    return _("No GPU")
-
-
 def cost_summary(share: Fraction) -> str:
     """What an hour of a profile costs the allocation that pays for it.
 
@@ -267,13 +250,13 @@ def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[
         "description": profile.description,
         "kind": profile.kind.value,
         "badge": _KIND_BADGE.get(profile.kind, profile.kind.value.upper()),
-        "gpu": gpu_summary(profile),
+        "gpu": profile.summary,
         "cpu": _("%(guaranteed)s guaranteed, up to %(limit)s") % {
             "guaranteed": _cores(profile.cpu_guarantee), "limit": _cores(profile.cpu_limit)},
         "memory": _("%(guaranteed)s guaranteed, up to %(limit)s") % {
             "guaranteed": _memory(profile.mem_guarantee), "limit": _memory(profile.mem_limit)},
         "site": f"{profile.site} ({profile.jurisdiction})",
-        "cost": cost_summary(gpu_share(profile)),
+        "cost": cost_summary(profile.gpu_share),
         "free": _free_text(profile, status),
         "free_count": status.free if tracked else None,
         "none_free": none_free,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..catalog import Profile
-from .quotas import Allocations, GroupQuota, Period, Unlisted, flavour_of, gpu_weight, units_of
+from .quotas import Allocations, GroupQuota, Period, Unlisted
 
 #: The account of a spawn no quota covers.
 UNMETERED = ""
@@ -46,7 +46,7 @@ class Request:
 
     @classmethod
     def for_profile(cls, profile: Profile, user: str, server: str = "") -> "Request":
-        return cls(user, server, profile.slug, flavour_of(profile), units_of(profile), gpu_weight(profile))
+        return cls(user, server, profile.slug, profile.flavour, profile.units, float(profile.gpu_share))
 
     @property
     def need(self) -> str:

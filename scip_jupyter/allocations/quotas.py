@@ -2,8 +2,9 @@
 
 A *flavour* is one kind of accelerator, named as Slurm names it: a full GPU by
 its model (`h100`), a MIG slice by model and slice (`h100_1g.10gb`). A profile
-holds `units` of one flavour while its server runs and uses `gpu_weight`
-GPU-hours per hour (a MIG slice: its share of the 7 compute slices of a GPU).
+holds `units` of one flavour while its server runs and uses `gpu_share`
+GPU-hours per hour (a MIG slice: its share of the 7 compute slices of a GPU);
+`catalog.Profile` says all three (`flavour`, `units`, `gpu_share`), once.
 CPU profiles have no flavour and cost no GPU-hours.
 
 `allocations.yaml` gives each project (a hub group) how many units of each
@@ -17,71 +18,25 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from fractions import Fraction
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from ..catalog import Catalog, Profile, ProfileKind, catalog_beside
+from ..catalog import Catalog, catalog_beside
 from ..config import ConfigError, ConfigProblem, StrictModel, cached_load, load_yaml, validate_data
 
 #: Key of `max_gpus` standing for every flavour the group does not list.
 ANY_FLAVOUR = "*"
-#: Compute slices of a MIG-capable GPU (H100, A100): `3g.40gb` is 3/7 of one.
-MIG_SLICES = 7
 
 
-# --- what a profile costs (pure) -------------------------------------------------------------------
-
-
-def flavour_of(profile: Profile) -> str | None:
-    """The flavour a profile holds, in Slurm's naming; None for CPU profiles.
-
-    >>> from scip_jupyter.catalog import Profile
-    >>> mig = Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="1g.10gb",
-    ...               image="i", site="s", jurisdiction="CA")
-    >>> flavour_of(mig)
-    'h100_1g.10gb'
-    """
-    if profile.kind is ProfileKind.gpu:
-        return str(profile.gpu_model)
-    if profile.kind is ProfileKind.mig:
-        return f"{profile.gpu_model}_{profile.mig_profile}"
-    return None
-
-
-def units_of(profile: Profile) -> int:
-    """Units of its flavour a profile holds: whole GPUs, or one MIG slice; 0 for CPU."""
-    if profile.kind is ProfileKind.gpu:
-        return profile.gpu_count
-    return 1 if profile.kind is ProfileKind.mig else 0
-
-
-def gpu_share(profile: Profile) -> Fraction:
-    """GPU-hours per hour of use, exactly: whole GPUs, or the slice's share (`3g.40gb` -> 3/7).
-
-    >>> from scip_jupyter.catalog import Profile
-    >>> gpu_share(Profile(slug="m", display_name="m", kind="mig", gpu_model="h100", mig_profile="3g.40gb",
-    ...                   image="i", site="s", jurisdiction="CA"))
-    Fraction(3, 7)
-    """
-    if profile.kind is ProfileKind.gpu:
-        return Fraction(profile.gpu_count)
-    if profile.kind is ProfileKind.mig:
-        slices = int(str(profile.mig_profile).split("g.", 1)[0])
-        return Fraction(min(slices, MIG_SLICES), MIG_SLICES)
-    return Fraction(0)
-
-
-def gpu_weight(profile: Profile) -> float:
-    return float(gpu_share(profile))
+# --- what a profile costs: catalog.Profile says it (flavour, units, gpu_share) ---------------------
 
 
 def catalog_flavours(catalog: Catalog) -> list[str]:
     """Every flavour the catalog's profiles hold, in catalog order."""
     out: list[str] = []
     for profile in catalog.profiles:
-        fl = flavour_of(profile)
+        fl = profile.flavour
         if fl and fl not in out:
             out.append(fl)
     return out

@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterable
 
 from ..arc.tags import JobTags
 from .ledger import Ledger, SlurmJobRecord, utcnow
-from .quotas import MIG_SLICES, Allocations
+from ..catalog import MIG_SLICES
+from .quotas import Allocations
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ it returns True. `GpuArbiter` is that callable:
 
 1. From the server's hub model: who (`full_name`), which profile
    (`user_options.profile`, else the catalog's default) and so whether it holds
-   a GPU and which share (the allocation vocabulary: `quotas.gpu_weight`).
+   a GPU and which share (the profile's own vocabulary: `Profile.gpu_share`).
 2. One read of the utilisation source per window and round (cached for half a
    round), shared by every server: 1,000 servers cost one read.
 3. `policy.decide`; a warning is posted as an `idle-warning` notice (the person
@@ -56,11 +56,9 @@ class ProfileInfo:
 
     @classmethod
     def from_catalog(cls, catalog) -> "ProfileInfo":
-        from ..allocations.quotas import gpu_weight
-
         default = next((p.slug for p in catalog.profiles if p.default), catalog.profiles[0].slug if catalog.profiles else "")
         return cls(
-            {p.slug: gpu_weight(p) for p in catalog.profiles},
+            {p.slug: float(p.gpu_share) for p in catalog.profiles},
             {p.slug: (str(p.mig_profile) if p.mig_profile else None) for p in catalog.profiles},
             default,
             {p.slug: str(p.gpu_model) for p in catalog.profiles if p.gpu_model},

@@ -177,7 +177,7 @@ class HomeHandler(_ScipPage):
                 from ..spawners.base import cached_catalog
 
                 profile = cached_catalog(self.scip["catalog_path"]).get(slug)
-                name = profile.display_name if profile else slug
+                name = profile.name_in(current()) if profile else slug
             except Exception:
                 pass
         started = spawner.orm_spawner.started if spawner.orm_spawner is not None else None

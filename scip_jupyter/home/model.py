@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..allocations.policy import Account, Holding
+from ..allocations.policy import Account, Holding, account_words, window_words
 from ..arc.states import JobState, Phase
 from ..i18n import _, ngettext
 
@@ -136,28 +136,9 @@ class AllocationCard:
         return round(100 * (self.hours_left or 0.0) / self.hours_limit)
 
 
-def account_label(key: str, label: str) -> str:
-    """An account's name in the page's language.
-
-    >>> account_label("group:researchers", "group researchers"), account_label("x", "x")
-    ('group researchers', 'x')
-    """
-    kind, _sep, name = key.partition(":")
-    if kind == "group":
-        return _("group %(name)s") % {"name": name}
-    if kind == "course":
-        return _("course %(id)s") % {"id": name}
-    return label
-
-
-def window_label(text: str) -> str:
-    """The allocation window ("this month", "in course x") in the page's language."""
-    words = {"this day": _("today"), "this week": _("this week"), "this month": _("this month")}
-    if text in words:
-        return words[text]
-    if text.startswith("in course "):
-        return _("in course %(id)s") % {"id": text[len("in course "):]}
-    return text
+#: An account's name and window in the page's language (said once, in allocations/policy.py).
+account_label = account_words
+window_label = window_words
 
 
 def allocation_card(account: Account, holdings: Iterable[Holding], user: str, now: dt.datetime,

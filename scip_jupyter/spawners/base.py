@@ -29,8 +29,9 @@ from ..arc.tags import JobTags
 from ..allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
 from ..allocations.policy import Account, Request, accounts_for, paying_course, standing
 from ..allocations.quotas import Allocations, cached_allocations
-from ..catalog import Catalog, Profile, load_catalog
+from ..catalog import Catalog, Profile, ProfileKind, load_catalog
 from ..config import cached_load
+from ..i18n import _
 from ..options import (
     OptionsError,
     ProfileStatus,
@@ -329,7 +330,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         return None
 
     async def scip_allocation_standing(self, profiles: Sequence[Profile]) -> dict[str, tuple[bool, str]]:
-        """Per profile: (account has room, what is left in words); empty when accounting is off."""
+        """Per profile: (account has room, what is left in words, why not); empty when accounting is off."""
         ledger = self.scip_ledger
         if ledger is None:
             return {}
@@ -344,7 +345,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         out = {}
         for slug, (request, accounts) in asks.items():
             st = standing(request, accounts, holdings, now, allocations.unlisted)
-            out[slug] = (st.ok, st.text)
+            out[slug] = (st.ok, st.text, st.reason)
         return out
 
     async def _scip_within(self, coro, what: str, timeout: float):
@@ -374,14 +375,15 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         )
         free = free or {}
         standing_ = standing_ or {}
-        return {
-            p.slug: ProfileStatus(
-                free=free.get(p.slug),
-                allocation=standing_.get(p.slug, (True, ""))[1],
-                allocation_ok=standing_.get(p.slug, (True, ""))[0],
-            )
-            for p in profiles
-        }
+        out = {}
+        for p in profiles:
+            ok, text, why = standing_.get(p.slug, (True, "", ""))
+            count = free.get(p.slug)
+            reasons = [why] if not ok and why else []  # e.g. allocation exhausted
+            if p.kind is not ProfileKind.cpu and count is not None and count <= 0:
+                reasons.append(_("none free on the cluster now"))
+            out[p.slug] = ProfileStatus(free=count, allocation=text, allocation_ok=ok, unavailable="; ".join(reasons))
+        return out
 
     async def scip_options_form(self) -> str:
         """The spawn form: the allowed profiles with cost, free count and allocation left."""

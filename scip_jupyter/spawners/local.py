@@ -198,7 +198,7 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
         if os.geteuid() != 0:
             notes.append(self.shared_account_note())
         if not detect_gpus(self.gpu_device_glob) and any(p.kind is not ProfileKind.cpu for p in allowed):
-            notes.append("This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so.")
+            notes.append(_("This host has no GPU: GPU and MIG profiles start on CPU only, and the server is told so."))
         return " ".join(notes)
 
     _told_not_root = False

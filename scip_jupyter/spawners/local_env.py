@@ -15,7 +15,6 @@ from typing import Any
 
 from .. import LABEL_PREFIX
 from ..catalog import Profile, ProfileKind
-from ..options import gpu_summary
 
 GPU_DEVICE_GLOB = "/dev/nvidia[0-9]*"
 
@@ -60,7 +59,7 @@ def gpu_environment(profile: Profile, gpus: list[int]) -> dict[str, str]:
         return {
             "CUDA_VISIBLE_DEVICES": "",
             "SCIP_GPU": "none",
-            "SCIP_GPU_NOTE": f"profile {profile.slug} asks for {gpu_summary(profile)}, "
+            "SCIP_GPU_NOTE": f"profile {profile.slug} asks for {profile.summary}, "
             "but this host has no NVIDIA GPU: the server runs on CPU only",
         }
     if profile.kind is ProfileKind.gpu:

@@ -16,7 +16,7 @@ from scip_jupyter.allocations.policy import (
     period_window,
     standing,
 )
-from scip_jupyter.allocations.quotas import Allocations, Period, Unlisted, flavour_of, gpu_share, units_of
+from scip_jupyter.allocations.quotas import Allocations, Period, Unlisted
 from scip_jupyter.catalog import load_catalog
 from scip_jupyter.courses.registry import Course
 from tests.fixtures.common import ROOT
@@ -48,7 +48,7 @@ def course(**allocation) -> Course:
 
 def held(user, account, slug, start=NOW - HOUR, end=None, server=""):
     p = CATALOG.get(slug)
-    return Holding(user, server, account, flavour_of(p), units_of(p), float(gpu_share(p)), start, end)
+    return Holding(user, server, account, p.flavour, p.units, float(p.gpu_share), start, end)
 
 
 def ask(user, slug, groups, holdings=(), allocations=ALLOCATIONS, crs=None, option=None, unlisted=Unlisted.allow):
@@ -218,7 +218,7 @@ def test_period_window(period, now, window):
 )
 def test_what_a_profile_holds_and_costs(slug, flavour, units, share):
     profile = CATALOG.get(slug)
-    assert (flavour_of(profile), units_of(profile), gpu_share(profile)) == (flavour, units, share)
+    assert (profile.flavour, profile.units, profile.gpu_share) == (flavour, units, share)
 
 
 @pytest.mark.parametrize(

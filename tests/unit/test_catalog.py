@@ -81,14 +81,17 @@ def test_duplicate_slug_refused(tmp_path):
     assert any("appears twice" in p.message for p in problems)
 
 
-def test_profile_vocabulary_agrees_with_the_quotas_and_the_pod_resources():
-    """One vocabulary on the profile; the allocation helpers and the Kubernetes resource say the same."""
-    from scip_jupyter.allocations.quotas import flavour_of, gpu_share, units_of
+def test_profile_vocabulary_is_said_once_and_agrees_with_the_pod_resources():
+    """One vocabulary on the profile: the allocation and form modules keep no copy of it."""
+    import scip_jupyter.allocations.quotas as quotas
+    import scip_jupyter.options as options
     from scip_jupyter.catalog import load_catalog
     from tests.fixtures.common import ROOT
 
+    for module, copies in ((quotas, ("flavour_of", "units_of", "gpu_share", "gpu_weight", "MIG_SLICES")),
+                           (options, ("gpu_summary", "gpu_share"))):
+        assert not [name for name in copies if hasattr(module, name)], module.__name__
     for profile in load_catalog(ROOT / "hub_config" / "catalog.yaml").profiles:
-        assert (profile.flavour, profile.units, profile.gpu_share) == (flavour_of(profile), units_of(profile), gpu_share(profile))
         if profile.gpu_resource:
             assert profile.gpu_resource[1] == profile.units
         assert profile.summary

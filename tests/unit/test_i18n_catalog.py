@@ -150,6 +150,7 @@ def home_context() -> dict:
                                                 "2026-12-01 13:00 UTC", "", True)], {"other": "down"}),
         "words": model.state_words(), "spawn_url": "/hub/spawn/ana", "cancel_base": "/hub/scip/jobs",
         "instructor_url": "/services/scip-courses/", "notice": True,
+        "gpu_notices": ["Votre allocation x a utilisé 90 % de ses heures-GPU."],
     }
 
 
@@ -225,3 +226,46 @@ def test_pages_render_in_english_too(name):
     assert page.strip()
     if name in ("hub pages", "instructor pages"):
         assert 'lang="en"' in page
+
+
+# --- catalog data: the profiles' own texts -------------------------------------------------------------
+
+
+CATALOGS = [ROOT / "hub_config" / "catalog.yaml", ROOT / "scip_jupyter" / "data" / "catalog.yaml"]
+
+
+@pytest.mark.parametrize("path", CATALOGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_catalog_profile_has_french_texts(path):
+    from scip_jupyter.catalog import load_catalog as load_profiles
+
+    profiles = load_profiles(path).profiles
+    missing = [f"{p.slug}: display_name_fr" for p in profiles if not p.display_name_fr]
+    missing += [f"{p.slug}: description_fr" for p in profiles if p.description and not p.description_fr]
+    assert not missing, f"{path}: profiles without French texts: {missing}"
+
+
+def test_french_spawn_form_shows_no_english_catalog_text():
+    from scip_jupyter.catalog import load_catalog as load_profiles
+
+    profiles = load_profiles(CATALOGS[0]).profiles
+    with use_locale("fr"):
+        page = html.unescape(spawn_form_page())
+    english = [t for p in profiles for t in (p.display_name, p.description)
+               if t and t not in (p.display_name_fr, p.description_fr)]
+    shown = [t for t in english if t in page]
+    assert not shown, f"French spawn form shows the catalog's English: {shown}"
+    assert all(p.display_name_fr in page for p in profiles if "researchers" in p.allowed_groups)
+
+
+def test_allocation_texts_on_the_form_are_french():
+    from scip_jupyter.allocations.policy import Account, Request, standing
+
+    account = Account("group:r", "group r", "allocations.yaml", (dt.datetime(2026, 12, 1), dt.datetime(2027, 1, 1)),
+                      "this month", {"h100": 1}, 10)
+    request = Request(user="ana", server="", profile="h100-full", flavour="h100", units=1, gpu_weight=1.0)
+    now = dt.datetime(2026, 12, 2)
+    with use_locale("fr"):
+        unmetered = standing(request, [], [], now)
+        open_ = standing(request, [account], [], now)
+    assert unmetered.text == "non comptabilisé"
+    assert "groupe r" in open_.text and "heures-GPU restantes" in open_.text and "ce mois-ci" in open_.text, open_.text

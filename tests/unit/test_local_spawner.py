@@ -53,7 +53,7 @@ def test_profile_environment_snapshot():
         "SCIP_COURSE": "intro-ml",
         "CUDA_VISIBLE_DEVICES": "",
         "SCIP_GPU": "none",
-        "SCIP_GPU_NOTE": "profile mig-1g-10gb asks for H100 MIG slice 1g.10gb, " + NO_GPU_NOTE,
+        "SCIP_GPU_NOTE": "profile mig-1g-10gb asks for H100 slice 1g.10gb (MIG, 1/7 of a GPU), " + NO_GPU_NOTE,
     }
 
 

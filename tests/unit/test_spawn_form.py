@@ -113,8 +113,8 @@ def test_script_profile_is_escaped_everywhere():
 
 def test_form_shows_resources_and_gpu():
     page = render_spawn_form([CATALOG.get("mig-1g-10gb"), CATALOG.get("h100-full")])
-    assert "H100 MIG slice 1g.10gb" in page
-    assert "1 × H100 (full GPU)" in page
+    assert "H100 slice 1g.10gb (MIG, 1/7 of a GPU)" in page  # Profile.summary, the one wording
+    assert "1 × H100 GPU" in page
     assert "CPU: 1 core guaranteed, up to 4 cores" in page
     assert "Memory: 8 GB guaranteed, up to 16 GB" in page
 
