@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .catalog import SLUG_RE, Catalog, Profile, ProfileKind, parse_quantity
 from .courses.sync import safe_relpath
-from .i18n import _, ngettext
+from .i18n import _, current, ngettext
 from .templating import render
 
 
@@ -241,13 +241,15 @@ def profile_card(profile: Profile, status: ProfileStatus | None = None) -> dict[
     none_free = tracked and status.free <= 0
     allocation_ok = status is None or status.allocation_ok
     unavailable = status.unavailable if status else ""
-    reasons = [r for r in (unavailable, _("none free on the cluster now") if none_free else "",
-                           _("your allocation is used up") if not allocation_ok else "") if r]
+    # the spawner's reason (allocation exhausted, none free, Slurm down) says it best; else the facts
+    reasons = [unavailable] if unavailable else [r for r in (
+        _("none free on the cluster now") if none_free else "", _("your allocation is used up") if not allocation_ok else "") if r]
+    language = current()
     fraction = allocation_fraction(status)
     return {
         "slug": profile.slug,
-        "display_name": profile.display_name,
-        "description": profile.description,
+        "display_name": profile.name_in(language),
+        "description": profile.description_in(language),
         "kind": profile.kind.value,
         "badge": _KIND_BADGE.get(profile.kind, profile.kind.value.upper()),
         "gpu": profile.summary,

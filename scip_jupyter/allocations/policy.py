@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..catalog import Profile
+from ..i18n import _
 from .quotas import Allocations, GroupQuota, Period, Unlisted
 
 #: The account of a spawn no quota covers.
@@ -127,6 +128,18 @@ class Figure:
         unit = "servers" if self.unit == "server" else self.unit
         return f"{_num(self.left)} of {_num(self.limit)} {unit} free"
 
+    def left_words(self) -> str:
+        """`left_text()` in the reader's language (the spawn form)."""
+        figures = {"left": _num(self.left), "limit": _num(self.limit)}
+        if self.hours:
+            window = window_words(self.account.window_label)
+            if self.field.endswith("per_student"):
+                return _("%(left)s of %(limit)s of your GPU-hours left %(window)s") % {**figures, "window": window}
+            return _("%(left)s of %(limit)s GPU-hours left %(window)s") % {**figures, "window": window}
+        if self.unit == "server":
+            return _("%(left)s of %(limit)s servers free") % figures
+        return _("%(left)s of %(limit)s %(unit)s free") % {**figures, "unit": self.unit}
+
     def __str__(self) -> str:
         used = f"used {self.account.window_label}" if self.hours else "in use"
         return (
@@ -153,6 +166,32 @@ class Standing:
 
     ok: bool
     text: str
+    #: Why it cannot start (ok False), in the reader's language: the card's "unavailable" reason.
+    reason: str = ""
+
+
+def account_words(key: str, label: str) -> str:
+    """An account's name in the reader's language.
+
+    >>> account_words("group:researchers", "group researchers"), account_words("x", "x")
+    ('group researchers', 'x')
+    """
+    kind, _sep, name = key.partition(":")
+    if kind == "group":
+        return _("group %(name)s") % {"name": name}
+    if kind == "course":
+        return _("course %(id)s") % {"id": name}
+    return label
+
+
+def window_words(text: str) -> str:
+    """An allocation window ("this month", "in course x") in the reader's language."""
+    words = {"this day": _("today"), "this week": _("this week"), "this month": _("this month")}
+    if text in words:
+        return words[text]
+    if text.startswith("in course "):
+        return _("in course %(id)s") % {"id": text[len("in course "):]}
+    return text
 
 
 def _num(value: float) -> str:
@@ -319,8 +358,12 @@ def standing(
     decision = decide(request, accounts, holdings, now, unlisted)
     if not accounts:
         if decision.allowed:
-            return Standing(True, "not metered")
-        return Standing(False, f"no allocation of yours covers {request.flavour}")
+            return Standing(True, _("not metered"))
+        why = _("no allocation of yours covers %(flavour)s") % {"flavour": request.flavour}
+        return Standing(False, why, why)
     account = decision.account or accounts[0]  # who pays, or (refused) the first who could have
-    left = f"{account.label}: {left_in(account, request, holdings, now)}"
-    return Standing(True, left) if decision.allowed else Standing(False, f"used up: {left}")
+    left_words = ", ".join(f.left_words() for f in figures(account, request, holdings, now)) or _("no limit")
+    left = f"{account_words(account.key, account.label)}: {left_words}"
+    if decision.allowed:
+        return Standing(True, left)
+    return Standing(False, _("used up: %(left)s") % {"left": left}, _("allocation exhausted"))
