@@ -34,6 +34,8 @@ import difflib
 import os
 from typing import Any, Mapping
 
+from scip_jupyter.i18n import _
+
 #: Where the chart mounts the `scip-jupyter-config` ConfigMap in the hub pod.
 CONFIG_DIR = "/usr/local/etc/scip"
 #: Default ledger: SQLite on the hub's PVC (z2jh mounts it at /srv/jupyterhub).
@@ -45,6 +47,14 @@ LEDGER_PASSWORD_ENV = "SCIP_LEDGER_PASSWORD"
 DEFAULT_COURSES_SERVICE_PORT = 10101
 #: The hub pod's IP, from the downward API (jupyterhub.hub.extraEnv in the chart's values).
 POD_IP_ENV = "SCIP_POD_IP"
+#: The hub pod's namespace (z2jh sets it from the downward API): the servers' pods in the DCGM metrics.
+POD_NAMESPACE_ENV = "POD_NAMESPACE"
+#: The `scip-gpu` service's port in the hub pod (fixed: the chart's scip-gpu NetworkPolicy opens it).
+DEFAULT_GPU_SERVICE_PORT = 10102
+#: Chart keys that reference a Secret key ({name, key}) mounted in the hub pod; the trait gets the file's path.
+SECRET_REFS = ("credentials.slurmJwtKeySecret", "credentials.sshCaKeySecret")
+#: The only file mode a hub signing key may be mounted with (the kubelet adds group read for the hub's fsGroup).
+SECRET_MODE = 0o400
 
 #: chart key under custom.scip -> (where, field or trait, expected type, description).
 #: `where` is "HubSetup" (scip_jupyter.hub_setup, shared with the embedded hub) or a spawner class.
@@ -66,19 +76,61 @@ SETTINGS: dict[str, tuple[str, str, type | tuple[type, ...], str]] = {
     "slurm.configMap": ("SCIPKubeSpawner", "slurm_config_map", str, "ConfigMap holding slurm.conf"),
     "storage": ("SCIPKubeSpawner", "storage", dict, "project/scratch/course data claims and their jurisdictions"),
     "storagePathsPreset": ("SCIPKubeSpawner", "storage_paths_preset", str, "ARC preset whose storage paths pods mirror"),
+    # Hub-held signing keys: references to Secrets mounted in the hub pod only (never the key itself).
+    "credentials.slurmJwtKeySecret": ("SCIPCredentials", "slurm_jwt_key_file", dict, "Secret {name, key} with slurmctld's HS256 JWT key"),
+    "credentials.sshCaKeySecret": ("SCIPCredentials", "ssh_ca_key_file", dict, "Secret {name, key} with the SSH user CA private key"),
+    "credentials.accountTemplate": ("SCIPCredentials", "account_template", str, "a person's cluster account, e.g. {username}"),
+    "credentials.slurmTokenLifespan": ("SCIPCredentials", "slurm_token_lifespan", (int, float), "seconds a Slurm JWT is valid"),
+    "credentials.sshCertValidity": ("SCIPCredentials", "ssh_cert_validity", (int, float), "seconds an SSH certificate is valid"),
+    "credentials.maxLifespan": ("SCIPCredentials", "max_lifespan", (int, float), "upper bound of every credential's lifetime, s"),
+    # GPU-aware culling and budgets: the scip-gpu hub service (scip_jupyter/culling/settings.py).
+    "gpuCulling.enabled": ("GPUCulling", "enabled", bool, "run the scip-gpu culler service"),
+    "gpuCulling.source": ("GPUCulling", "source", str, "auto, prometheus, nvml or none"),
+    "gpuCulling.prometheusUrl": ("GPUCulling", "prometheus_url", str, "Prometheus that scrapes the DCGM exporter"),
+    "gpuCulling.namespace": ("GPUCulling", "namespace", str, "namespace of the servers' pods in the DCGM metrics"),
+    "gpuCulling.port": ("GPUCulling", "port", int, "port of the scip-gpu service in the hub pod"),
+    "gpuCulling.threshold": ("GPUCulling", "threshold", (int, float), "GPU utilisation (%) below which a GPU is idle"),
+    "gpuCulling.idleTime": ("GPUCulling", "idle_time", (int, float), "seconds idle before the warning"),
+    "gpuCulling.warningTime": ("GPUCulling", "warning_time", (int, float), "seconds between warning and cull"),
+    "gpuCulling.profiles": ("GPUCulling", "profiles", dict, "per-profile threshold, idle_time, warning_time, enabled"),
+    "gpuCulling.activityTimeout": ("GPUCulling", "activity_timeout", int, "seconds without web activity (CPU servers)"),
+    "gpuCulling.cullEvery": ("GPUCulling", "cull_every", int, "seconds between cull rounds"),
+    "budgets.enabled": ("BudgetWatcher", "enabled", bool, "enforce GPU-hour budgets while servers run"),
+    "budgets.every": ("BudgetWatcher", "every", (int, float), "seconds between budget checks"),
+    "budgets.warnFraction": ("BudgetWatcher", "warn_fraction", (int, float), "share of GPU-hours at which people are warned"),
+    "budgets.grace": ("BudgetWatcher", "grace", (int, float), "seconds between exhausted and stopping GPU servers"),
+}
+#: Where the traits of each `where` live (the HubSetup fields are scip_jupyter.hub_setup's).
+TRAIT_CLASSES = {
+    "SCIPKubeSpawner": "scip_jupyter.spawners.kube:SCIPKubeSpawner",
+    "SCIPCredentials": "scip_jupyter.identity_hub:SCIPCredentials",
+    "GPUCulling": "scip_jupyter.culling.settings:GPUCulling",
+    "BudgetWatcher": "scip_jupyter.culling.settings:BudgetWatcher",
 }
 #: Keys that once mounted a shared credential in every notebook pod; refused with why.
 REFUSED = {
     "slurm.mungeKeySecret": "no shared munge key is mounted in notebook pods; each server gets its own person's short-lived credentials",
     "slurm.sshKeySecret": "no shared robot SSH key is mounted in notebook pods; each server gets its own person's short-lived credentials",
 }
-#: z2jh keys that would fight with this configuration.
+#: z2jh keys that would fight with this configuration: key -> (why, when); `when(settings)`
+#: says whether the conflict holds for these settings (None: always, when the key is set).
 CONFLICTS = {
-    "singleuser.profileList": "profiles come from the SCIP catalog (custom.scip.catalogPath); remove singleuser.profileList",
+    "singleuser.profileList": (
+        "profiles come from the SCIP catalog (custom.scip.catalogPath); remove singleuser.profileList",
+        None,
+    ),
+    "cull.enabled": (
+        "z2jh's idle culler sees only web activity and would stop GPU servers that the scip-gpu service "
+        "keeps while their GPU works; set jupyterhub.cull.enabled: false (scip-gpu culls CPU servers after "
+        "custom.scip.gpuCulling.activityTimeout) or custom.scip.gpuCulling.enabled: false",
+        lambda settings: settings.get(("GPUCulling", "enabled"), True),
+    ),
 }
 
 
 _LEAVES = {key.rsplit(".", 1)[-1] for key in (*SETTINGS, *REFUSED)}
+#: Leaf names too common to say where a misplaced key belongs (several sections have them).
+_GENERIC = {"enabled", "port", "namespace", "source", "threshold", "profiles", "every", "grace", "configMap"}
 
 
 class ChartValuesError(SystemExit):
@@ -102,6 +154,8 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str | None:
+    if key in SECRET_REFS:
+        return _check_secret_ref(key, value)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         return f"custom.scip.{key}: must be a {names}, not {type(value).__name__}"
@@ -109,7 +163,7 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
         return f"custom.scip.{key}: values must be strings (node label values)"
     if key == "arc.cleanupPresets" and not all(isinstance(v, str) and v for v in value):
         return f"custom.scip.{key}: must be a list of ARC preset names (strings), e.g. [local-slurm]"
-    if key == "coursesService.port" and not 1024 <= value <= 65535:
+    if key in ("coursesService.port", "gpuCulling.port") and not 1024 <= value <= 65535:
         return f"custom.scip.{key}: must be a port between 1024 and 65535, not {value}"
     if key == "storage":
         from scip_jupyter.storage import parse_storage
@@ -120,7 +174,38 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
             return f"custom.scip.{exc}"
     if key == "ledgerUrl":
         return _check_ledger_url(value)
+    if key == "gpuCulling.prometheusUrl" and value and not value.startswith(("http://", "https://")):
+        return _("custom.scip.{key}: must be an http(s) URL, e.g. http://prometheus-server.monitoring, not '{value}'").format(
+            key=key, value=value)
+    return _check_trait(key, value)
+
+
+def _check_trait(key: str, value: Any) -> str | None:
+    """The trait's own validation (ranges, choices, per-profile rules), named by the chart key."""
+    from importlib import import_module
+
+    from traitlets import TraitError
+
+    where, trait = SETTINGS[key][:2]
+    if where not in TRAIT_CLASSES or where == "SCIPKubeSpawner":
+        return None
+    module, _sep, name = TRAIT_CLASSES[where].partition(":")
+    try:
+        getattr(import_module(module), name)(**{trait: value})
+    except (TraitError, ValueError) as exc:
+        return f"custom.scip.{key}: {exc}"
     return None
+
+
+def _check_secret_ref(key: str, value: Any) -> str | None:
+    """A Secret reference is {name, key} and nothing else: never the key itself."""
+    example = "{name: scip-slurm-jwt, key: jwt_hs256.key}" if "Jwt" in key else "{name: scip-ssh-ca, key: user_ca}"
+    if isinstance(value, dict) and set(value) == {"name", "key"} and all(isinstance(v, str) and v for v in value.values()):
+        return None
+    if isinstance(value, str) or (isinstance(value, dict) and set(value) - {"name", "key"}):
+        return _("custom.scip.{key}: refused: a signing key never goes in values; reference the Secret that "
+                 "holds it, e.g. {example}").format(key=key, example=example)
+    return _("custom.scip.{key}: must reference one key of a Secret, e.g. {example}").format(key=key, example=example)
 
 
 def _check_ledger_url(url: str) -> str | None:
@@ -164,7 +249,8 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
     custom = custom or {}
     if not isinstance(custom, dict):
         raise ChartValuesError([f"custom: must be a mapping, not {type(custom).__name__}"])
-    leaf_names = {key.rsplit(".", 1)[-1]: key for key in SETTINGS}
+    leaves = [key.rsplit(".", 1)[-1] for key in SETTINGS]
+    leaf_names = {leaf: key for leaf, key in zip(leaves, SETTINGS) if leaves.count(leaf) == 1 and leaf not in _GENERIC}
     for key in custom:
         if key != "scip" and key in leaf_names:
             problems.append(f"custom.{key}: misplaced; it belongs at custom.scip.{leaf_names[key]}")
@@ -173,6 +259,8 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
         raise ChartValuesError([f"custom.scip: must be a mapping, not {type(scip).__name__}"])
     settings: dict[tuple[str, str], Any] = {}
     for key, value in _flatten(scip).items():
+        if key in SECRET_REFS and value is None:
+            continue  # no key: the trait keeps its default (scontrol token; no SSH certificates)
         if key in REFUSED:
             problems.append(f"custom.scip.{key}: refused: {REFUSED[key]}; remove it")
             continue
@@ -185,30 +273,93 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
                 why = f"unknown key{f' (did you mean {hint[0]}?)' if hint else ''}"
             problems.append(f"custom.scip.{key}: {why}; known keys: {', '.join(SETTINGS)}")
             continue
-        cls, trait, expected, _ = SETTINGS[key]
+        cls, trait, expected, _help = SETTINGS[key]
         problem = _check_value(key, value, expected)
         if problem:
             problems.append(problem)
         else:
             settings[(cls, trait)] = value
-    for key, why in CONFLICTS.items():
-        if (z2jh_values or {}).get(key):
-            problems.append(f"{key}: {why}")
+    for key, (why, when) in CONFLICTS.items():
+        if (z2jh_values or {}).get(key) and (when is None or when(settings)):
+            problems.append(f"{key}: {_(why)}")
     if problems:
         raise ChartValuesError(problems)
     return settings
 
 
-def defaults(config_dir: str = CONFIG_DIR) -> dict[tuple[str, str], Any]:
+def secret_file(key: str, ref: dict[str, str], volumes: list | None, mounts: list | None) -> tuple[str, str | None]:
+    """Where the hub pod sees the Secret key `ref` ({name, key}), from z2jh's hub.extraVolumes and
+    hub.extraVolumeMounts; returns (path, problem). The volume must be a read-only mount of that
+    Secret with mode 0400, so that the key is the hub's alone.
+
+    >>> volumes = [{"name": "jwt", "secret": {"secretName": "scip-slurm-jwt", "defaultMode": 0o400}}]
+    >>> mounts = [{"name": "jwt", "mountPath": "/keys/jwt", "readOnly": True}]
+    >>> secret_file("credentials.slurmJwtKeySecret", {"name": "scip-slurm-jwt", "key": "jwt_hs256.key"}, volumes, mounts)
+    ('/keys/jwt/jwt_hs256.key', None)
+    """
+    name, item = ref["name"], ref["key"]
+    where = f"custom.scip.{key}"
+    for volume in volumes or []:
+        secret = (volume or {}).get("secret") or {}
+        if secret.get("secretName") != name:
+            continue
+        items = {i.get("key"): i for i in secret.get("items") or []}
+        if items and item not in items:
+            return "", _("{where}: the hub's volume {volume} of Secret {name} does not list key {key} in its items").format(
+                where=where, volume=volume.get("name"), name=name, key=item)
+        mode = items.get(item, {}).get("mode", secret.get("defaultMode"))
+        if mode != SECRET_MODE:
+            return "", _("{where}: the hub's volume {volume} of Secret {name} has mode {mode}; a signing key is "
+                         "mounted with mode 0400 (defaultMode: 256)").format(
+                where=where, volume=volume.get("name"), name=name, mode=oct(mode) if isinstance(mode, int) else "0644")
+        for mount in mounts or []:
+            if mount.get("name") == volume.get("name") and not mount.get("subPath"):
+                if not mount.get("readOnly"):
+                    return "", _("{where}: the hub mounts Secret {name} at {path} writable; mount it readOnly: true").format(
+                        where=where, name=name, path=mount.get("mountPath"))
+                return f"{mount['mountPath'].rstrip('/')}/{items.get(item, {}).get('path', item)}", None
+    return "", _("{where}: Secret {name} is not mounted in the hub pod; keep the chart's jupyterhub.hub.extraVolumes "
+                 "and extraVolumeMounts entry for it (a secret volume with defaultMode: 256, read-only), or "
+                 "reference the Secret those entries mount").format(where=where, name=name)
+
+
+def _resolve_secrets(settings: dict[tuple[str, str], Any], get_config, exists=os.path.exists) -> None:
+    """Turn each Secret reference into the path of its file in the hub pod; a reference the hub pod
+    does not see (not mounted, wrong mode, Secret or key missing) stops the hub now, not at the
+    first credential a person asks for."""
+    problems = []
+    volumes, mounts = get_config("hub.extraVolumes", None), get_config("hub.extraVolumeMounts", None)
+    for key in SECRET_REFS:
+        cls, trait, _type, _help = SETTINGS[key]
+        ref = settings.get((cls, trait))
+        if not isinstance(ref, dict):
+            continue
+        path, problem = secret_file(key, ref, volumes, mounts)
+        if problem is None and not exists(path):
+            problem = _("custom.scip.{key}: {path} is not in the hub pod: create the Secret, e.g. kubectl create "
+                        "secret generic {name} --from-file={item}=<file> in the hub's namespace").format(
+                key=key, path=path, name=ref["name"], item=ref["key"])
+        if problem:
+            problems.append(problem)
+        else:
+            settings[(cls, trait)] = path
+    if problems:
+        raise ChartValuesError(problems)
+
+
+def defaults(config_dir: str = CONFIG_DIR, environ: Mapping[str, str] = os.environ) -> dict[tuple[str, str], Any]:
     """What the hub uses for keys the values leave out: the files of the mounted
     ConfigMap (courses.yaml, allocations.yaml and arc.yaml only when it carries
-    them), the SQLite ledger on the hub's PVC and the fixed courses service port.
+    them), the SQLite ledger on the hub's PVC, the fixed courses and scip-gpu
+    service ports, and the hub's own namespace for the servers' GPU metrics.
     No ARC clean-up presets: a chart hub reaches no Slurm cluster unless told."""
     out: dict[tuple[str, str], Any] = {
         ("HubSetup", "catalog_path"): f"{config_dir}/catalog.yaml",
         ("HubSetup", "ledger_url"): DEFAULT_LEDGER_URL,
         ("HubSetup", "courses_service_port"): DEFAULT_COURSES_SERVICE_PORT,
         ("HubSetup", "arc_cleanup_presets"): [],
+        ("GPUCulling", "port"): DEFAULT_GPU_SERVICE_PORT,
+        ("GPUCulling", "namespace"): environ.get(POD_NAMESPACE_ENV, ""),
     }
     for name, field in (("allocations.yaml", "allocations_path"), ("courses.yaml", "courses_path"), ("arc.yaml", "arc_presets_path")):
         path = os.path.join(config_dir, name)
@@ -240,7 +391,7 @@ def _load_files(settings: dict[tuple[str, str], Any]) -> None:
         path = settings.get(("HubSetup", trait))
         if not path:
             continue
-        module, _, function = spec.partition(":")
+        module, _sep, function = spec.partition(":")
         try:
             getattr(import_module(module), function)(path, catalog)
         except (ConfigError, OSError) as exc:
@@ -254,13 +405,21 @@ def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: st
     returns what was set (the ledger URL without password)."""
     from scip_jupyter.hub_setup import HubSetup, configure
 
-    settings = defaults(config_dir)
+    settings = defaults(config_dir, environ)
     settings.update(
         scip_settings(get_config("custom", {}), {key: get_config(key, None) for key in CONFLICTS})
     )
+    if settings[("GPUCulling", "port")] == settings[("HubSetup", "courses_service_port")]:
+        raise ChartValuesError([_("custom.scip.gpuCulling.port: {port} is the courses service's port too; "
+                                  "give scip-gpu its own port").format(port=settings[("GPUCulling", "port")])])
+    _resolve_secrets(settings, get_config)
     _load_files(settings)
     setup = {field: value for (where, field), value in settings.items() if where == "HubSetup"}
     setup["ledger_url"] = ledger_url(setup["ledger_url"], environ)
+    # Traits before `configure`: its features read them (GPUCulling, BudgetWatcher, SCIPCredentials).
+    for (where, trait), value in settings.items():
+        if where != "HubSetup":
+            setattr(c[where], trait, value)
     configure(
         c,
         HubSetup(
@@ -269,9 +428,6 @@ def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: st
             **setup,
         ),
     )
-    for (where, trait), value in settings.items():
-        if where != "HubSetup":
-            setattr(c[where], trait, value)
     # z2jh sets KubeSpawner.profile_list from singleuser.profileList ([] by default):
     # profiles come from the catalog (CONFLICTS refuses a non-empty profileList).
     from scip_jupyter.spawners.kube import catalog_profile_list

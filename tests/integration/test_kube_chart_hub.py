@@ -62,7 +62,7 @@ def local_slurm_preset(slurm_conf: Path) -> dict:
     return preset
 
 
-def chart_values(*, hub_port: int, courses_port: int, token: str, password: str, folder: Path, slurm_conf: Path) -> dict:
+def chart_values(*, hub_port: int, courses_port: int, gpu_port: int, token: str, password: str, folder: Path, slurm_conf: Path) -> dict:
     return {
         "jupyterhub": {
             "enabled": True,
@@ -74,12 +74,14 @@ def chart_values(*, hub_port: int, courses_port: int, token: str, password: str,
                 },
                 "services": {"test-admin": {"apiToken": token}},
                 "loadRoles": {"test-admin": {"services": ["test-admin"], "scopes": [
-                    "admin:users", "admin:servers", "list:users", "read:users", "admin:groups"]}},
+                    "admin:users", "admin:servers", "list:users", "read:users", "admin:groups",
+                    "read:services", "access:services!service=scip-gpu"]}},
                 # z2jh binds the hub to :8081 in its own pod; here the port must be free on the host.
                 "extraConfig": {"zz-test-bind": f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"'},
             },
-            "cull": {"enabled": False},
-            "custom": {"scip": {"coursesService": {"port": courses_port}, "arc": {"cleanupPresets": ["local-slurm"]}}},
+            # (z2jh's own culler: off by the chart's defaults, scip-gpu culls)
+            "custom": {"scip": {"coursesService": {"port": courses_port}, "arc": {"cleanupPresets": ["local-slurm"]},
+                                "gpuCulling": {"port": gpu_port}}},
         },
         "config": {
             "courses": {"courses": [{
@@ -101,7 +103,7 @@ async def chart_hub(kube_api, slurm_cluster, tmp_path_factory):
     token, password = secrets.token_hex(32), secrets.token_hex(8)
     hub_port = free_port()
     folder = material()
-    values = chart_values(hub_port=hub_port, courses_port=free_port(), token=token, password=password,
+    values = chart_values(hub_port=hub_port, courses_port=free_port(), gpu_port=free_port(), token=token, password=password,
                           folder=folder, slurm_conf=slurm_cluster.conf)
     with helm.Chart.load(chart_with_z2jh(root)) as chart:
         docs = manifests(chart.render(values, name="scip", namespace="jhub"))
@@ -115,6 +117,7 @@ async def chart_hub(kube_api, slurm_cluster, tmp_path_factory):
         start_chart_hub, root, objects, namespace=namespace, kubeconfig=kube_api.kubeconfig,
         hub_port=hub_port, token=token, password=password,
     )
+    hub.gpu_port = values["jupyterhub"]["custom"]["scip"]["gpuCulling"]["port"]
     try:
         yield hub, runner, namespace, root
     finally:
@@ -187,3 +190,21 @@ async def test_course_launch_link_through_the_chart_hub_end_to_end(chart_hub, ku
         await asyncio.sleep(1)
     assert kube_api.emulator.live_pods(namespace) == []
     assert queued(slurm_cluster, comment) == [], hub.log_tail()
+
+
+async def test_chart_hub_runs_scip_gpu_culling_instead_of_z2jh_culler(chart_hub):
+    hub, _runner, _namespace, _root = chart_hub
+    r = hub.api("GET", "/services")
+    assert r.status_code == 200, r.text
+    services = r.json()
+    assert "jupyterhub-idle-culler" not in services  # the chart turns z2jh's activity-only culler off
+    gpu = services["scip-gpu"]
+    assert gpu["url"] == f"http://127.0.0.1:{hub.gpu_port}"  # the hub pod's IP ($SCIP_POD_IP), the fixed port
+    # The service runs and answers through the proxy (its admin status: no server judged yet, or the student's).
+    for _ in range(60):
+        status = requests.get(f"{hub.url}/services/scip-gpu/api/status", headers=hub.headers, timeout=30)
+        if status.status_code == 200:
+            break
+        await asyncio.sleep(1)
+    assert status.status_code == 200, f"{status.status_code} {status.text[:300]}\n{hub.log_tail()}"
+    assert isinstance(status.json(), dict)

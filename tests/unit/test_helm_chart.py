@@ -202,14 +202,103 @@ def test_no_shared_credential_in_any_rendered_object(rendered_with_z2jh):
     assert set(secret_values["custom"]["scip"]["slurm"]) == {"configMap"}
     singleuser = secret_values["singleuser"]
     assert "secret" not in json.dumps(singleuser.get("storage", {}).get("extraVolumes", []))
-    # Only z2jh's own Secrets (hub tokens, proxy token) are mounted anywhere.
-    mounted = {
-        v["secret"]["secretName"]
-        for d in rendered_with_z2jh
-        for v in ((d.get("spec", {}).get("template") or {}).get("spec", {}).get("volumes") or [])
-        if "secret" in v
+    # Only z2jh's own Secrets (hub tokens, proxy token) and the hub's signing keys are mounted anywhere,
+    mounted = {secret for secrets in pod_secrets(rendered_with_z2jh).values() for secret in secrets}
+    assert mounted <= {"hub", "proxy-public-tls-acme", "proxy-manual-tls", "ledger-db", *SIGNING_KEYS}, mounted
+    # and the signing keys only in the hub pod.
+    holders = {pod for pod, secrets in pod_secrets(rendered_with_z2jh).items() if secrets & set(SIGNING_KEYS)}
+    assert holders == {("Deployment", "hub")}
+
+
+#: The Secrets holding the hub's signing keys (Slurm JWT HS256 key, SSH user CA), in the chart's default values.
+SIGNING_KEYS = ("scip-slurm-jwt", "scip-ssh-ca")
+
+
+def pod_secrets(docs: list[dict]) -> dict[tuple[str, str], set[str]]:
+    """Every pod template of a render -> the Secrets it mounts or takes environment variables from."""
+    out = {}
+    for d in docs:
+        spec = (d.get("spec", {}).get("template") or {}).get("spec")
+        if spec is None:
+            continue
+        names = {v["secret"]["secretName"] for v in spec.get("volumes") or [] if "secret" in v}
+        names |= {s["secret"]["name"] for v in spec.get("volumes") or [] for s in (v.get("projected") or {}).get("sources", []) if "secret" in s}
+        for c in (*spec.get("containers", []), *(spec.get("initContainers") or [])):
+            names |= {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env") or [] if "secretKeyRef" in (e.get("valueFrom") or {})}
+            names |= {e["secretRef"]["name"] for e in c.get("envFrom") or [] if "secretRef" in e}
+        out[(d["kind"], d["metadata"]["name"])] = names
+    return out
+
+
+def test_signing_key_secrets_are_mounted_read_only_0400_in_the_hub_pod_only(rendered_with_z2jh):
+    pods = pod_secrets(rendered_with_z2jh)
+    assert len(pods) >= 4  # hub, proxy, user-scheduler, image pullers: every pod template is looked at
+    for pod, secrets in pods.items():
+        if pod == ("Deployment", "hub"):
+            assert set(SIGNING_KEYS) <= secrets
+        else:
+            assert not secrets & set(SIGNING_KEYS), f"{pod} gets a signing key: {secrets}"
+    hub = by_name(rendered_with_z2jh)[("Deployment", "hub")]["spec"]["template"]["spec"]
+    volumes = {v["secret"]["secretName"]: v for v in hub["volumes"] if "secret" in v}
+    [container] = [c for c in hub["containers"] if c["name"] == "hub"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    for name in SIGNING_KEYS:
+        assert volumes[name]["secret"]["defaultMode"] == 0o400 and volumes[name]["secret"]["optional"] is True
+        assert mounts[volumes[name]["name"]]["readOnly"] is True
+    # The singleuser configuration the hub hands KubeSpawner names none of them either.
+    values = yaml.safe_load(
+        __import__("base64").b64decode(by_name(rendered_with_z2jh)[("Secret", "hub")]["data"]["values.yaml"]).decode()
+    )
+    assert not any(name in json.dumps(values["singleuser"]) for name in SIGNING_KEYS)
+    # The everything-on values reference them; the render holds no key material of ours.
+    assert values["custom"]["scip"]["credentials"]["slurmJwtKeySecret"] == {"name": "scip-slurm-jwt", "key": "jwt_hs256.key"}
+    assert not [d for d in rendered_with_z2jh if d["kind"] == "Secret" and d["metadata"]["name"] in SIGNING_KEYS]
+
+
+def test_gpu_network_policies_open_the_scip_gpu_port_and_prometheus(rendered_with_z2jh):
+    objects = by_name(rendered_with_z2jh)
+    scip = EVERYTHING_ON["jupyterhub"]["custom"]["scip"]["gpuCulling"]
+    hub = objects[("NetworkPolicy", "scip-gpu")]["spec"]
+    assert hub["podSelector"]["matchLabels"] == {"app": "jupyterhub", "component": "hub", "release": "scip"}
+    [ingress] = hub["ingress"]
+    assert ingress["from"] == [{"podSelector": {"matchLabels": {"hub.jupyter.org/network-access-hub": "true"}}}]
+    assert [p["port"] for p in ingress["ports"]] == [scip["port"]]
+    [egress] = hub["egress"]
+    prometheus = EVERYTHING_ON["gpuNetworkPolicy"]["prometheus"]
+    assert egress["to"][0] == {
+        "podSelector": {"matchLabels": prometheus["podLabels"]},
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": prometheus["namespace"]}},
     }
-    assert mounted <= {"hub", "proxy-public-tls-acme", "proxy-manual-tls"}, mounted
+    assert [p["port"] for p in egress["ports"]] == [prometheus["port"]]
+    servers = objects[("NetworkPolicy", "scip-gpu-servers")]["spec"]
+    assert servers["podSelector"]["matchLabels"]["component"] == "singleuser-server"
+    assert servers["policyTypes"] == ["Egress"]
+    assert [p["port"] for p in servers["egress"][0]["ports"]] == [scip["port"]]
+    # z2jh's activity-only culler is off: scip-gpu culls (k8s.py refuses both).
+    assert ("Deployment", "hub") in objects
+    values = yaml.safe_load(__import__("base64").b64decode(objects[("Secret", "hub")]["data"]["values.yaml"]).decode())
+    assert values["cull"]["enabled"] is False
+    assert "jupyterhub-idle-culler" not in json.dumps(values.get("hub", {}).get("services", {}))
+
+
+@pytest.mark.parametrize(
+    "values, names",
+    [
+        ({}, {"scip-gpu", "scip-gpu-servers"}),
+        ({"jupyterhub": {"custom": {"scip": {"gpuCulling": {"enabled": False}}}}}, set()),
+        ({"gpuNetworkPolicy": {"enabled": False}}, set()),
+        ({"jupyterhub": {"hub": {"networkPolicy": {"enabled": False}}}}, {"scip-gpu-servers"}),  # never isolate an open hub
+        ({"jupyterhub": {"singleuser": {"networkPolicy": {"enabled": False}}}}, {"scip-gpu"}),
+    ],
+    ids=["defaults", "culling-off", "policy-off", "z2jh-hub-policy-off", "z2jh-singleuser-policy-off"],
+)
+def test_gpu_network_policies_follow_culling_and_z2jh_policies(umbrella, values, names):
+    with helm.Chart.load(umbrella) as umbrella_chart:
+        docs = manifests(umbrella_chart.render(z2jh_on(values), name="scip", namespace="jhub"))
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].startswith("scip-gpu")} == names
+    for doc in docs:
+        if doc["kind"] == "NetworkPolicy":
+            kubernetes_validate.validate(doc, SUPPORTED_K8S[0], strict=True)
 
 
 @pytest.mark.parametrize(
@@ -409,14 +498,37 @@ def test_rendered_config_map_turns_allocation_accounting_on_in_the_hub(chart, tm
     k8s = hub_module()
     for key in ("catalogPath", "allocationsPath"):  # the chart's paths, moved to this test's mount point
         merged["scip"][key] = merged["scip"][key].replace(k8s["CONFIG_DIR"], str(tmp_path))
+    hub = hub_volumes_under(tmp_path)
     c = Config()
-    settings = k8s["apply"](c, lambda key, default=None: {"custom": merged}.get(key, default),
+    settings = k8s["apply"](c, lambda key, default=None: {"custom": merged, **hub}.get(key, default),
                             environ={"SCIP_LEDGER_PASSWORD": "from-the-secret"}, config_dir=str(tmp_path))
     spawner = c.SCIPSpawnerMixin
     assert spawner.allocations_path == str(tmp_path / "allocations.yaml")
     assert spawner.courses_path == str(tmp_path / "courses.yaml")  # the ConfigMap carries courses: used
     assert spawner.ledger_url == "postgresql+psycopg://scip:from-the-secret@postgres.jhub.svc:5432/scip"
     assert "from-the-secret" not in repr(settings)  # what apply reports never holds the password
+    # The hub's signing keys: the files of the Secrets the chart mounts in the hub pod.
+    assert c.SCIPCredentials.slurm_jwt_key_file == str(tmp_path / "scip-keys" / "slurm-jwt" / "jwt_hs256.key")
+    assert c.SCIPCredentials.ssh_ca_key_file == str(tmp_path / "scip-keys" / "ssh-ca" / "user_ca")
+    assert c.GPUCulling.prometheus_url == "http://prometheus-server.monitoring" and c.GPUCulling.port == 10102
+    assert c.GPUCulling.profiles == {"mig-1g-10gb": {"idle_time": 3600, "warning_time": 900}}
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["scip-gpu"]["url"].endswith(":10102")
+
+
+def hub_volumes_under(root: Path, keys=("jwt_hs256.key", "user_ca")) -> dict:
+    """The chart's default hub.extraVolumes/extraVolumeMounts, mounted under `root`, with the key files
+    the Secrets would hold (as the kubelet lays them out)."""
+    hub = yaml.safe_load((CHART / "values.yaml").read_text())["jupyterhub"]["hub"]
+    mounts = []
+    for mount in hub["extraVolumeMounts"]:
+        mount = {**mount, "mountPath": mount["mountPath"].replace("/usr/local/etc", str(root))}
+        mounts.append(mount)
+        if "scip-keys" in mount["mountPath"]:
+            Path(mount["mountPath"]).mkdir(parents=True, exist_ok=True)
+            for key in keys:
+                (Path(mount["mountPath"]) / key).write_text("not a real key")
+    return {"hub.extraVolumes": hub["extraVolumes"], "hub.extraVolumeMounts": mounts}
 
 
 @pytest.mark.parametrize(
@@ -472,12 +584,17 @@ def test_every_table_key_is_in_the_chart_schema_and_maps_to_a_real_trait():
 
     from scip_jupyter.hub_setup import HubSetup
 
+    from scip_jupyter.culling.settings import BudgetWatcher, GPUCulling
+    from scip_jupyter.identity_hub import SCIPCredentials
+
+    classes = {c.__name__: c for c in (SCIPKubeSpawner, SCIPCredentials, GPUCulling, BudgetWatcher)}
+    assert set(module["TRAIT_CLASSES"]) == set(classes)
     setup_fields = {f.name for f in fields(HubSetup)}
     for where, name, _type, _help in table.values():
         if where == "HubSetup":
             assert name in setup_fields, name
         else:
-            assert where == "SCIPKubeSpawner" and SCIPKubeSpawner.class_traits(config=True).get(name), name
+            assert classes[where].class_traits(config=True).get(name), f"{where}.{name}"
 
 
 @pytest.mark.parametrize(
@@ -538,3 +655,142 @@ def test_broken_quota_or_course_file_stops_the_hub_with_file_and_line(monkeypatc
         load_hub_config(values, monkeypatch)
     assert f"custom.scip.{key}: {bad}" in str(stop.value)
     assert f"{bad}:{line}" in str(stop.value) and problem in str(stop.value)
+
+
+# --- hub signing keys and GPU culling on Kubernetes --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values, where",
+    [
+        ({"jupyterhub": {"custom": {"scip": {"credentials": {"slurmJwtKeySecret": "c2VjcmV0LWtleQ=="}}}}},
+         "/jupyterhub/custom/scip/credentials/slurmJwtKeySecret"),
+        ({"jupyterhub": {"custom": {"scip": {"credentials": {"sshCaKeySecret": {"name": "ca", "key": "k", "data": "LS0t"}}}}}},
+         "/jupyterhub/custom/scip/credentials/sshCaKeySecret"),
+        ({"jupyterhub": {"custom": {"scip": {"gpuCulling": {"source": "dcgm"}}}}}, "/jupyterhub/custom/scip/gpuCulling/source"),
+        ({"jupyterhub": {"custom": {"scip": {"gpuCulling": {"profiles": {"h100-full": {"idleTime": 60}}}}}}},
+         "/jupyterhub/custom/scip/gpuCulling/profiles/h100-full"),
+        ({"jupyterhub": {"custom": {"gpuCulling": {"enabled": True}}}}, "/jupyterhub/custom/gpuCulling"),
+        ({"gpuNetworkPolicy": {"prometheus": {"url": "http://p"}}}, "/gpuNetworkPolicy/prometheus"),
+    ],
+    ids=["inline-jwt-key", "inline-ca-data", "unknown-source", "profile-rule-key", "misplaced-section", "unknown-policy-key"],
+)
+def test_inline_keys_and_wrong_gpu_keys_are_refused_by_the_schema(chart, values, where):
+    with pytest.raises(helm.HelmValuesError) as err:
+        chart.render(values, name="scip", namespace="jhub")
+    assert where in str(err.value)
+
+
+def with_keys(tmp_path, **credentials) -> dict:
+    values = chart_defaults()
+    values["custom"]["scip"]["credentials"] = credentials
+    values["hub"].update({k.split(".")[1]: v for k, v in hub_volumes_under(tmp_path).items()})
+    return values
+
+
+def test_signing_key_references_become_the_files_mounted_in_the_hub_pod(monkeypatch, tmp_path):
+    values = with_keys(tmp_path, slurmJwtKeySecret={"name": "scip-slurm-jwt", "key": "jwt_hs256.key"},
+                       sshCaKeySecret={"name": "scip-ssh-ca", "key": "user_ca"}, slurmTokenLifespan=1800)
+    c = load_hub_config(values, monkeypatch)
+    assert c.SCIPCredentials.slurm_jwt_key_file == str(tmp_path / "scip-keys" / "slurm-jwt" / "jwt_hs256.key")
+    assert c.SCIPCredentials.ssh_ca_key_file == str(tmp_path / "scip-keys" / "ssh-ca" / "user_ca")
+    assert c.SCIPCredentials.slurm_token_lifespan == 1800
+    # null references (the defaults): the hub mints with `scontrol token` and signs no SSH certificate.
+    c = load_hub_config(chart_defaults(), monkeypatch)
+    assert "slurm_jwt_key_file" not in c.SCIPCredentials and "ssh_ca_key_file" not in c.SCIPCredentials
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda v: v["custom"]["scip"]["credentials"].update(slurmJwtKeySecret="-----BEGIN KEY-----"),
+         "custom.scip.credentials.slurmJwtKeySecret: refused: a signing key never goes in values"),
+        (lambda v: v["custom"]["scip"]["credentials"].update(slurmJwtKeySecret={"name": "s", "key": "k", "stringData": "x"}),
+         "custom.scip.credentials.slurmJwtKeySecret: refused: a signing key never goes in values"),
+        (lambda v: v["custom"]["scip"]["credentials"].update(slurmJwtKeySecret={"name": "other", "key": "k"}),
+         "custom.scip.credentials.slurmJwtKeySecret: Secret other is not mounted in the hub pod"),
+        (lambda v: v["hub"]["extraVolumes"][1]["secret"].update(defaultMode=0o644),
+         "the hub's volume scip-slurm-jwt of Secret scip-slurm-jwt has mode 0o644; a signing key is mounted with mode 0400"),
+        (lambda v: v["hub"]["extraVolumeMounts"][1].update(readOnly=False),
+         "the hub mounts Secret scip-slurm-jwt at"),
+        (lambda v: v["custom"]["scip"]["credentials"].update(slurmJwtKeySecret={"name": "scip-slurm-jwt", "key": "absent.key"}),
+         "slurm-jwt/absent.key is not in the hub pod: create the Secret, e.g. kubectl create secret generic scip-slurm-jwt"),
+    ],
+    ids=["inline-string", "inline-data", "not-mounted", "mode", "writable", "secret-missing"],
+)
+def test_a_signing_key_the_hub_pod_cannot_hold_safely_stops_the_hub(monkeypatch, tmp_path, change, message):
+    values = with_keys(tmp_path, slurmJwtKeySecret={"name": "scip-slurm-jwt", "key": "jwt_hs256.key"})
+    change(values)
+    with pytest.raises(SystemExit) as stop:
+        load_hub_config(values, monkeypatch)
+    assert message in str(stop.value)
+
+
+def test_secret_file_doctest_passes():
+    k8s = hub_module()
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(k8s["secret_file"], "secret_file", globs=k8s):
+        runner.run(test)
+    assert runner.summarize(verbose=False).attempted > 0 and runner.failures == 0
+
+
+def test_gpu_culling_keys_reach_the_scip_gpu_service(monkeypatch):
+    from scip_jupyter.culling.settings import from_json
+
+    values = chart_defaults()
+    values["custom"]["scip"]["gpuCulling"].update(
+        prometheusUrl="http://prometheus-server.monitoring", idleTime=900, profiles={"mig-1g-10gb": {"idle_time": 3600}})
+    values["custom"]["scip"]["budgets"] = {"grace": 60}
+    monkeypatch.setenv("POD_NAMESPACE", "jhub")
+    monkeypatch.setenv("SCIP_POD_IP", "10.1.2.3")
+    c = load_hub_config(values, monkeypatch)
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "scip-gpu"]
+    assert service["url"] == "http://10.1.2.3:10102"  # the fixed port the chart's NetworkPolicy opens, at the pod IP
+    culling, budget = from_json(service["environment"]["SCIP_GPU_SETTINGS"])
+    assert culling.prometheus_url == "http://prometheus-server.monitoring" and culling.namespace == "jhub"
+    assert culling.rule_for("mig-1g-10gb").idle_time == 3600 and culling.rule_for("h100-full").idle_time == 900
+    assert budget.grace == 60
+    assert c.Spawner.environment["SCIP_GPU_SERVICE_URL"] == "http://10.1.2.3:10102/services/scip-gpu/"
+
+
+def test_gpu_culling_off_configures_no_scip_gpu_service(monkeypatch):
+    values = chart_defaults()
+    values["custom"]["scip"]["gpuCulling"]["enabled"] = False
+    values["custom"]["scip"]["budgets"] = {"enabled": False}
+    c = load_hub_config(values, monkeypatch)
+    assert "scip-gpu" not in {s["name"] for s in c.JupyterHub.services}
+
+
+def test_z2jh_culler_conflicts_with_scip_gpu_culling(monkeypatch):
+    values = chart_defaults()
+    values["cull"] = {"enabled": True}
+    with pytest.raises(SystemExit, match="cull.enabled: z2jh's idle culler sees only web activity .* set jupyterhub.cull.enabled: false"):
+        load_hub_config(values, monkeypatch)
+    values["custom"]["scip"]["gpuCulling"]["enabled"] = False  # its own culler alone: allowed
+    load_hub_config(values, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "gpu, message",
+    [
+        ({"source": "dcgm"}, "custom.scip.gpuCulling.source: GPUCulling.source: 'dcgm' is not one of"),
+        ({"profiles": {"h100-full": {"idleTime": 60}}}, "custom.scip.gpuCulling.profiles: GPUCulling.profiles.h100-full: unknown key 'idleTime'"),
+        ({"threshold": 150}, "custom.scip.gpuCulling.threshold:"),
+        ({"prometheusUrl": "prometheus:9090"}, "custom.scip.gpuCulling.prometheusUrl: must be an http(s) URL"),
+        ({"port": 10101}, "custom.scip.gpuCulling.port: 10101 is the courses service's port too"),
+        ({"port": 80}, "custom.scip.gpuCulling.port: must be a port between 1024 and 65535"),
+        ({"enable": True}, "custom.scip.gpuCulling.enable: unknown key (did you mean gpuCulling.enabled?)"),
+    ],
+)
+def test_wrong_gpu_culling_keys_stop_the_hub(monkeypatch, gpu, message):
+    values = chart_defaults()
+    values["custom"]["scip"]["gpuCulling"].update(gpu)
+    with pytest.raises(SystemExit) as stop:
+        load_hub_config(values, monkeypatch)
+    assert message in str(stop.value)
+
+
+def test_default_values_keep_z2jh_culler_off_and_the_gpu_port_fixed():
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert defaults["jupyterhub"]["cull"]["enabled"] is False
+    assert defaults["jupyterhub"]["custom"]["scip"]["gpuCulling"]["port"] == hub_module()["DEFAULT_GPU_SERVICE_PORT"]
