@@ -30,6 +30,7 @@ import contextlib
 import copy
 from typing import Any
 
+import aiohttp
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Dict, Float, TraitError, Unicode, default, validate
@@ -37,6 +38,7 @@ from traitlets import Bool, Dict, Float, TraitError, Unicode, default, validate
 from ..availability import KubeAvailability, profile_availability
 from .k8s_objects import DEFAULT_GPU_PRODUCTS, Placement, merge_named, profile_list_for, slurm_client_mounts
 from .. import storage as scip_storage
+from ..i18n import _
 from .base import SCIPSpawnerMixin
 from .k8s_events import PodTrouble, find_trouble, progress_words, trouble_html, trouble_message
 
@@ -258,6 +260,28 @@ class SCIPKubeSpawner(SCIPSpawnerMixin, KubeSpawner):
     # --- fail fast, in words ------------------------------------------------------------------------
 
     async def _start(self):
+        try:
+            return await self._scip_start_watched()
+        except aiohttp.ClientConnectionError as exc:  # the API went away mid-spawn (disconnected, refused)
+            raise self._scip_api_lost(exc) from exc
+
+    def _scip_api_lost(self, exc: BaseException) -> web.HTTPError:
+        """The person's words for a Kubernetes API that stopped answering (never the client's class name).
+
+        The mixin's start releases the reservation when this propagates; the hub then stops the
+        server, which deletes the pod (KubeSpawner retries until the API is back)."""
+        self.log.warning("Kubernetes API lost while starting %s: %s: %s", self.pod_name, type(exc).__name__, exc)
+        message = _(
+            "Your server could not start: the platform's Kubernetes cluster stopped answering while your server "
+            "was being set up. Nothing is kept running for it and its reservation on your allocation is released. "
+            "Please try again in a few minutes; if it keeps happening, tell support."
+        )
+        error = web.HTTPError(503, message, reason="Cluster not answering")
+        error.jupyterhub_message = message
+        error.jupyterhub_html_message = trouble_html(message)
+        return error
+
+    async def _scip_start_watched(self):
         start = asyncio.ensure_future(super()._start())
         if not self.fail_fast:
             return await start
