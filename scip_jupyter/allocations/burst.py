@@ -212,7 +212,8 @@ def ask_hub(request, new_jobs: int, api_url: str, api_token: str, timeout: float
         field = str(data.get("field") or "workers")
         problem = str(data.get("problem") or data.get("message") or resp.reason)
         raise ARCRequestError(field, problem, [str(a) for a in data.get("allowed") or []], status=resp.status_code)
-    raise _unreachable(api_url, f"HTTP {resp.status_code}")
+    said = str(data.get("message") or "")[:300] if isinstance(data, Mapping) else ""
+    raise _unreachable(api_url, f"HTTP {resp.status_code}" + (f": {said}" if said else ""))
 
 
 def check_gpu_hours(preset, request, new_jobs: int, *, allocations=None, ledger=None,

@@ -254,6 +254,8 @@ def test_hub_that_cannot_answer_refuses_gpu_jobs(fake_hub, status, body):
         check_gpu_hours(PRESET, req(), 1, env=hub.env)
     assert refused.value.status == 503 and hub.env["JUPYTERHUB_API_URL"] in str(refused.value)
     assert "nothing was submitted" in str(refused.value)
+    if isinstance(body, dict) and status != 200:
+        assert body["message"] in str(refused.value)  # what the hub said (e.g. its ledger is not readable)
 
 
 def test_hub_down_refuses_gpu_jobs_and_never_asks_for_cpu_jobs():
