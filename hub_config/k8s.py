@@ -20,6 +20,18 @@ chart ships allocations.yaml in its ConfigMap). The ledger URL never carries a
 password: for PostgreSQL the hub takes it from $SCIP_LEDGER_PASSWORD, which the
 chart's default values fill from a Secret (`jupyterhub.hub.extraEnv`).
 
+The hub's signing keys (the Slurm JWT HS256 key, the SSH user CA) are Secrets the
+chart mounts in the hub pod only (hub.extraVolumes, read-only, 0400); values hold
+references `{name, key}` (`credentials.*Secret`), which `secret_file` turns into the
+mounted file's path for `SCIPCredentials`. An inline key, a Secret the hub pod does
+not mount (or mounts writable, or wider than 0400) or a missing Secret stops the hub.
+
+GPU culling (`gpuCulling.*`, `budgets.*`) goes to the `GPUCulling` / `BudgetWatcher`
+traits, set before `configure` so its `scip-gpu` feature reads them; the service
+listens at the pod's IP on the fixed `gpuCulling.port`, which the chart's scip-gpu
+NetworkPolicy opens. z2jh's own activity-only culler (`cull.enabled`) alongside it
+is refused (`CONFLICTS`).
+
 The courses service runs in the hub pod; the proxy reaches it at the pod's IP
 ($SCIP_POD_IP, from the downward API in the chart's values) on the fixed port
 `coursesService.port`, which the chart's hub NetworkPolicy opens to the proxy.

@@ -75,7 +75,7 @@ def chart_values(*, hub_port: int, courses_port: int, gpu_port: int, token: str,
                 "services": {"test-admin": {"apiToken": token}},
                 "loadRoles": {"test-admin": {"services": ["test-admin"], "scopes": [
                     "admin:users", "admin:servers", "list:users", "read:users", "admin:groups",
-                    "read:services", "access:services!service=scip-gpu"]}},
+                    "list:services", "read:services", "access:services!service=scip-gpu"]}},
                 # z2jh binds the hub to :8081 in its own pod; here the port must be free on the host.
                 "extraConfig": {"zz-test-bind": f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"'},
             },
