@@ -18,8 +18,8 @@ and `storage_mounts(...)`; the spawner applies the result.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote, unquote
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -71,35 +71,48 @@ def check_jurisdiction(project: str, data_jurisdiction: str, where: str, jurisdi
     raise JurisdictionError(message)
 
 
-#: Environment variable of a notebook server: JSON {project: jurisdiction} of the project data it mounts.
+#: Environment variable of a notebook server: the project data it mounts and where each must stay,
+#: `project=jurisdiction` pairs joined by `,`, each side percent-encoded (no braces: KubeSpawner
+#: expands `{...}` in environment values, so JSON would not survive).
 DATA_JURISDICTIONS_ENV = "SCIP_DATA_JURISDICTIONS"
+
+
+def format_data_jurisdictions(held: Mapping[str, str]) -> str:
+    """`$SCIP_DATA_JURISDICTIONS` for these projects (sorted; any group name survives).
+
+    >>> format_data_jurisdictions({"lab-bc": "CA-BC", "a,b={x}": "CA"})
+    'a%2Cb%3D%7Bx%7D=CA,lab-bc=CA-BC'
+    """
+    return ",".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(held.items()))
 
 
 def parse_data_jurisdictions(text: str | None) -> dict[str, str]:
     """The projects whose data a server holds and where each must stay, from `$SCIP_DATA_JURISDICTIONS`.
 
-    Absent or empty: {} (no project data mounted). Anything else that is not a JSON object
-    of project -> jurisdiction raises ValueError naming the variable: the check fails closed.
+    Absent or empty: {} (no project data mounted). Anything else that is not `project=jurisdiction`
+    pairs raises ValueError naming the variable: the check fails closed.
 
-    >>> parse_data_jurisdictions('{"lab-bc": "CA-BC"}'), parse_data_jurisdictions(None)
-    ({'lab-bc': 'CA-BC'}, {})
-    >>> parse_data_jurisdictions('["CA"]')
+    >>> parse_data_jurisdictions(format_data_jurisdictions({"lab-bc": "CA-BC", "a,b={x}": "CA"}))
+    {'a,b={x}': 'CA', 'lab-bc': 'CA-BC'}
+    >>> parse_data_jurisdictions(None)
+    {}
+    >>> parse_data_jurisdictions("lab-bc")
     Traceback (most recent call last):
     ...
-    ValueError: SCIP_DATA_JURISDICTIONS: '["CA"]' is not a JSON object of project -> jurisdiction, e.g. {"lab-bc": "CA-BC"}
+    ValueError: SCIP_DATA_JURISDICTIONS: 'lab-bc' is not project=jurisdiction pairs joined by ',', e.g. lab-bc=CA-BC,def-smith=CA
     """
     if not text or not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and k and isinstance(v, str) and len(v) >= 2 for k, v in value.items()):
-        shown = text if len(text) <= 80 else text[:80] + "..."
-        raise ValueError(f"{DATA_JURISDICTIONS_ENV}: {shown!r} is not a JSON object of project -> jurisdiction, "
-                         'e.g. {"lab-bc": "CA-BC"}')
-    return dict(value)
+    out: dict[str, str] = {}
+    for pair in text.split(","):
+        project, eq, where = pair.partition("=")
+        project, where = unquote(project.strip()), unquote(where.strip())
+        if not eq or not project or len(where) < 2 or project in out:
+            shown = text if len(text) <= 80 else text[:80] + "..."
+            raise ValueError(f"{DATA_JURISDICTIONS_ENV}: {shown!r} is not project=jurisdiction pairs joined by ',', "
+                             "e.g. lab-bc=CA-BC,def-smith=CA")
+        out[project] = where
+    return out
 
 
 class ProjectStorage(StrictModel):
@@ -167,7 +180,7 @@ def storage_mounts(
     >>> [(m["mountPath"], m["subPath"]) for m in mounts]
     [('/project/lab', 'lab'), ('/scratch/alice', 'alice')]
     >>> env
-    {'SCIP_PROJECT_DIRS': '/project/lab', 'SCIP_DATA_JURISDICTIONS': '{"lab": "CA"}', 'SCIP_SCRATCH': '/scratch/alice'}
+    {'SCIP_PROJECT_DIRS': '/project/lab', 'SCIP_DATA_JURISDICTIONS': 'lab=CA', 'SCIP_SCRATCH': '/scratch/alice'}
     """
     volumes: list[dict[str, Any]] = []
     mounts: list[dict[str, Any]] = []
@@ -195,7 +208,7 @@ def storage_mounts(
     if projects:
         env["SCIP_PROJECT_DIRS"] = ":".join(projects)
         # the same table reaches the notebook: ARC scale-ups apply the same rule (arc.presets)
-        env[DATA_JURISDICTIONS_ENV] = json.dumps(held, sort_keys=True)
+        env[DATA_JURISDICTIONS_ENV] = format_data_jurisdictions(held)
     if config.scratch:
         path = config.paths["scratch"].format(user=user, group="", course=course)
         mounts.append({"name": volume_for(config.scratch.claim, False), "mountPath": path, "subPath": user, "readOnly": False})

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slurm
 
 def test_project_data_bound_to_bc_never_reaches_sbatch_on_a_ca_wide_cluster(slurm_cluster, counted, server,
                                                                              monkeypatch):
-    monkeypatch.setenv(DATA_JURISDICTIONS_ENV, '{"lab-bc": "CA-BC"}')  # as the spawner sets it
+    monkeypatch.setenv(DATA_JURISDICTIONS_ENV, 'lab-bc=CA-BC')  # as the spawner sets it
     with pytest.raises(ARCJurisdictionError) as info:
         make_cluster(server, n_workers=2)
     assert "the data of lab-bc must stay in CA-BC" in str(info.value) and info.value.allowed == ["fir"]
@@ -22,7 +22,7 @@ def test_project_data_bound_to_bc_never_reaches_sbatch_on_a_ca_wide_cluster(slur
 
 
 def test_project_data_allowed_in_ca_is_submitted(slurm_cluster, counted, server, monkeypatch):
-    monkeypatch.setenv(DATA_JURISDICTIONS_ENV, '{"def-demo": "CA"}')
+    monkeypatch.setenv(DATA_JURISDICTIONS_ENV, 'def-demo=CA')
     cluster = make_cluster(server)
     try:
         cluster.scale(1)

@@ -224,6 +224,8 @@ async def test_project_scratch_and_course_data_are_mounted_at_the_cluster_paths(
     assert claims[mounts["/project/researchers"]["name"]] == "scip-projects"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["SCIP_PROJECT_DIRS"] == "/project/researchers" and env["SCIP_SCRATCH"] == f"/scratch/{RESEARCHER[0]}"
+    # the table the spawn check used reaches the notebook, for ARC scale-ups (docs/arc.md)
+    assert env["SCIP_DATA_JURISDICTIONS"] == "researchers=" + STORAGE["projects"]["researchers"]["jurisdiction"]
     assert pss_violations(pod) == []
     [create] = pod_creations(kube_api, kube_namespace)
     kubernetes_validate.validate(create.data, "1.32", strict=True)

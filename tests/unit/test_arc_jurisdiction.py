@@ -1,6 +1,5 @@
 """Data jurisdiction at ARC scale-up: the spawn's rule (storage.check_jurisdiction), a second caller."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -65,12 +64,14 @@ def test_refusal_is_in_french_too():
     [
         (None, {}),
         ("", {}),
-        ('{"lab-bc": "CA-BC", "def-smith": "CA"}', {"lab-bc": "CA-BC", "def-smith": "CA"}),
-        ("lab-bc=CA-BC", ValueError),
-        ('["CA"]', ValueError),
-        ('{"lab": 3}', ValueError),
-        ('{"lab": "C"}', ValueError),
-        ('{"": "CA"}', ValueError),
+        ("lab-bc=CA-BC,def-smith=CA", {"lab-bc": "CA-BC", "def-smith": "CA"}),
+        ("a%2Cb%3D%7Bx%7D=CA", {"a,b={x}": "CA"}),  # any hub group name survives
+        ("lab-bc", ValueError),
+        ('{"lab": "CA"}', ValueError),  # not JSON: KubeSpawner would expand the braces
+        ("lab=C", ValueError),
+        ("=CA", ValueError),
+        ("lab=CA,lab=CA-BC", ValueError),
+        ("lab=CA,", ValueError),
     ],
 )
 def test_data_jurisdictions_from_the_environment_are_validated(text, expected):
@@ -91,7 +92,8 @@ def test_spawner_hands_the_notebook_the_table_the_spawn_check_used():
                                          "other": {"claim": "p", "jurisdiction": "CA-QC"}}})
     _volumes, _mounts, env = storage_mounts(config, "alice", ["lab-bc", "def-smith"], where="profile 'x'",
                                             jurisdiction="CA-BC")
-    assert json.loads(env[DATA_JURISDICTIONS_ENV]) == {"lab-bc": "CA-BC", "def-smith": "CA"}  # mounted ones only
+    assert env[DATA_JURISDICTIONS_ENV] == "def-smith=CA,lab-bc=CA-BC"  # mounted ones only
+    assert "{" not in env[DATA_JURISDICTIONS_ENV]  # KubeSpawner expands {...} in environment values
     assert parse_data_jurisdictions(env[DATA_JURISDICTIONS_ENV]) == {"lab-bc": "CA-BC", "def-smith": "CA"}
     assert DATA_JURISDICTIONS_ENV not in storage_mounts(config, "bob", ["nobody"])[2]
 
@@ -108,6 +110,6 @@ def test_arc_cluster_refuses_before_transport_or_submission(source, monkeypatch)
     if source == "argument":
         kwargs["data_jurisdictions"] = {"lab-bc": "CA-BC"}
     else:
-        monkeypatch.setenv(DATA_JURISDICTIONS_ENV, '{"lab-bc": "CA-BC"}')
+        monkeypatch.setenv(DATA_JURISDICTIONS_ENV, "lab-bc=CA-BC")
     with pytest.raises(ARCJurisdictionError, match=r"lab-bc must stay in CA-BC; cluster preset 'local-slurm'.*fir"):
         ARCCluster("local-slurm", **kwargs)
