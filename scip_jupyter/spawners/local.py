@@ -54,6 +54,37 @@ from .local_env import GPU_DEVICE_GLOB, detect_gpus, profile_environment
 _SEED_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".git")
 
 
+def leftover_servers(uid: int, user: str, server: str, exclude: int = 0, proc: Path = Path("/proc")) -> list[int]:
+    """Processes of `user`'s server `server` running as `uid`: what a spawn cut short left behind.
+
+    A process counts only when all three match: its owner (per-person account `jupyter-NAME`
+    when the hub is root), and `JUPYTERHUB_USER` and `JUPYTERHUB_SERVER_NAME` in the
+    environment the hub gave it (its kernels inherit them). Another person's process never
+    matches: a different owner, and a different `JUPYTERHUB_USER`.
+    """
+    want = {f"JUPYTERHUB_USER={user}".encode(), f"JUPYTERHUB_SERVER_NAME={server}".encode()}
+    out = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (exclude, os.getpid()):
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            env = set((entry / "environ").read_bytes().split(b"\0"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if want <= env:
+            out.append(int(entry.name))
+    return sorted(out)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _apply_hook(spawner: "SCIPLocalSpawner", user_options: Any) -> None:
     spawner.scip_apply(user_options)
 
@@ -365,6 +396,7 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
                 raise web.HTTPError(500, str(exc)) from None
             if self.slurm_association:
                 await self._associate(self.scip_account_name())
+        await self._scip_stop_leftovers()
         workdir = self._prepare_workdir()
         self.notebook_dir = str(workdir)
         self.log.info(
@@ -372,3 +404,38 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
             self._log_name, self.scip_account().pw_name, self.scip_profile.slug, workdir,
         )
         return await super().start()
+
+    # --- what a killed hub left behind ------------------------------------------------------------
+    # LocalProcessSpawner's pid reaches the hub's database only once start() returns: a hub killed
+    # in between forgets a server process that goes on running. The restarted hub polls the
+    # spawner (no pid in its state) and the next start looks again: both stop such leftovers.
+
+    async def poll(self):
+        if self.proc is None and not self.pid and not self._spawn_pending:
+            await self._scip_stop_leftovers()
+        return await super().poll()
+
+    async def _scip_stop_leftovers(self) -> None:
+        import asyncio
+        import signal
+
+        try:
+            uid = self.scip_account().pw_uid
+        except web.HTTPError:  # no account yet: nothing of it can run
+            return
+        pids = leftover_servers(uid, self.user.name, self.name, exclude=self.pid)
+        if not pids:
+            return
+        self.log.warning("Stopping %d leftover process(es) of %s's server (a spawn cut short): %s", len(pids), self._log_name, pids)
+        for sig, wait in ((signal.SIGTERM, self.term_timeout), (signal.SIGKILL, self.kill_timeout)):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            for _poll in range(max(1, int(wait * 10))):
+                pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+                if not pids:
+                    return
+                await asyncio.sleep(0.1)
+        self.log.error("Leftover process(es) of %s never died: %s", self._log_name, pids)
