@@ -350,6 +350,9 @@ def run(args: argparse.Namespace) -> int:
 
         from jupyterhub.app import JupyterHub
 
+        from .signals import stop_services_together
+
+        stop_services_together()  # JupyterHub stops them one by one, each waiting ~1 s
         JupyterHub.launch_instance(["-f", str(args.config.resolve())])
     except KeyboardInterrupt:
         pass

@@ -204,18 +204,21 @@ def sweep_servers(ledger) -> list[int]:
 def _watch(ledger, allocations, clusters: list[str], every: float) -> int:
     """Reconcile every `every` seconds until stopped (SIGTERM/SIGINT end it)."""
     import logging
-    import signal
+
+    from ..signals import stop_on_signals
 
     log = logging.getLogger("scip_jupyter.usage")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s usage: %(message)s")
-    stop = {"now": False}
+    stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM: end at once, also mid-round
+    try:
+        _watch_rounds(ledger, allocations, clusters, every, log)
+    except KeyboardInterrupt:  # the ledger's writes are transactions: an interrupted round rolls back
+        pass
+    return 0
 
-    def _stop(*_args):
-        stop["now"] = True
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop["now"]:
+def _watch_rounds(ledger, allocations, clusters: list[str], every: float, log) -> None:
+    while True:
         try:
             released = sweep_servers(ledger)
             if released:
@@ -227,7 +230,4 @@ def _watch(ledger, allocations, clusters: list[str], every: float) -> int:
                 log.info("%s", line)
         except Exception as exc:  # noqa: BLE001 - keep watching; say why this round failed
             log.warning("reconcile failed: %s", exc)
-        deadline = time.monotonic() + every
-        while not stop["now"] and time.monotonic() < deadline:
-            time.sleep(min(1.0, every))
-    return 0
+        time.sleep(every)
