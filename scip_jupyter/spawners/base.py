@@ -32,6 +32,7 @@ from ..allocations.quotas import Allocations, cached_allocations
 from ..catalog import Catalog, Profile, ProfileKind, load_catalog
 from ..config import cached_load
 from ..i18n import _
+from .ledger_file import check_ledger_file
 from ..options import (
     OptionsError,
     ProfileStatus,
@@ -194,6 +195,10 @@ class SCIPSpawnerMixin(LoggingConfigurable):
     )
 
     _scip_last_sweep: dict[str, float] = {}
+    #: True once this spawner released its server's holding and reserved nothing since: a stop
+    #: then writes the ledger once, not twice (`stop()` and then `run_post_stop_hook()`). A fresh
+    #: spawner (a restarted hub) does not know, and releases.
+    _scip_released = False
 
     @property
     def scip_ledger(self) -> Ledger | None:
@@ -231,6 +236,7 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         await self._scip_sweep(ledger)
         request, accounts = self.scip_request(profile, options, utcnow())
         try:
+            await asyncio.to_thread(check_ledger_file, ledger)  # a removed SQLite file: refuse, not a ghost write
             decision = await asyncio.to_thread(ledger.reserve, request, accounts, self.scip_allocations().unlisted)
         except Exception as exc:  # the ledger is down: fail closed, without leaking its URL
             self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
@@ -241,19 +247,21 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
             raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
         self._scip_payer = decision.account_key or ""
+        self._scip_released = False
         payer = decision.account_key or "(not metered)"
         self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, payer)
 
     async def scip_release(self, reason: str) -> None:
         """Release what this server holds (idempotent; a failure is logged, never raised)."""
         ledger = self.scip_ledger
-        if ledger is None:
+        if ledger is None or self._scip_released:
             return
         try:
             released = await asyncio.to_thread(ledger.release, self.user.name, self.name or "", reason)
         except Exception:
             self.log.exception("Could not release the allocation of %s", self._log_name)
             return
+        self._scip_released = True
         if released:
             self.log.info("Released the allocation of %s (%s)", self._log_name, reason)
 

@@ -96,6 +96,44 @@ async def test_stop_releases_for_the_next_user(config_files):
     assert kinds(config_files[1], "ana") == ["reserve", "release"]
 
 
+def _count_releases(monkeypatch, url):
+    """Count the ledger's release transactions (each is a write: BEGIN IMMEDIATE and a commit)."""
+    ledger, calls = ledger_for(url), []
+    real = ledger.release
+    monkeypatch.setattr(ledger, "release", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+async def test_a_stop_writes_the_ledger_once_not_once_per_hook(config_files, monkeypatch):
+    releases = _count_releases(monkeypatch, config_files[1])
+    spawner = make(config_files, "ana")
+    for _ in range(3):  # start, stop, post-stop hook: as the hub runs them
+        await spawner.start()
+        await spawner.stop()
+        await spawner.run_post_stop_hook()
+    assert len(releases) == 3  # one per stop (was two: stop() and the hook)
+    assert kinds(config_files[1], "ana") == ["reserve", "release"] * 3
+
+
+async def test_a_fresh_spawner_still_releases_what_a_dead_hub_left(config_files, monkeypatch):
+    await make(config_files, "ana").start()  # the hub that reserved this dies here
+    releases = _count_releases(monkeypatch, config_files[1])
+    await make(config_files, "ana").run_post_stop_hook()  # the restarted hub's spawner
+    assert len(releases) == 1 and ledger_for(config_files[1]).active() == []
+
+
+async def test_a_failed_release_is_tried_again_at_the_hook(config_files, monkeypatch):
+    spawner = make(config_files, "ana")
+    await spawner.start()
+    ledger = ledger_for(config_files[1])
+    real = ledger.release
+    monkeypatch.setattr(ledger, "release", lambda *a, **k: (_ for _ in ()).throw(OSError("locked")))
+    await spawner.stop()  # logged, not raised
+    monkeypatch.setattr(ledger, "release", real)
+    await spawner.run_post_stop_hook()
+    assert ledger.active() == []
+
+
 async def test_a_server_that_died_is_released_by_the_post_stop_hook(config_files):
     calls = []
     first = make(config_files, "ana", post_stop_hook=lambda spawner: calls.append(spawner.user.name))
