@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -102,3 +105,53 @@ def test_ledger_locked_past_its_timeout_fails_the_spawn_with_a_message(ledger_hu
     assert r.status_code in (201, 202), r.text
     hub.wait_for_server("researcher1")
     assert _active(hub, "researcher1") == 1
+
+
+def test_ledger_file_gone_fails_spawns_clearly_and_recovers_once_restored(ledger_hub, tmp_path):
+    """SQLite "gone": the file removed under a running hub. Spawns fail with the 503 message and
+    reserve nothing; running servers go on; restoring the file from its backup (a different file
+    at the same path) is the recovery, without a restart (docs/allocations.md)."""
+    hub = ledger_hub
+    r = hub.api("POST", "/users/researcher1/server", json=H100)
+    assert r.status_code in (201, 202), r.text
+    hub.wait_for_server("researcher1")
+    assert _active(hub, "researcher1") == 1
+    path = Path(ledger_hub.ledger_url.removeprefix("sqlite:///"))
+    backup = tmp_path / "allocations-backup.sqlite"
+    with sqlite3.connect(path) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)  # the operator's backup, taken while researcher1 runs
+    mode = path.stat().st_mode & 0o777
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        f.unlink(missing_ok=True)
+    try:
+        r = hub.api("POST", "/users/student1/server", json={"profile": "cpu-small"})
+        if r.status_code == 503:
+            messages = [r.json()["message"]]
+        else:
+            assert r.status_code == 202, r.text
+            for _ in range(ATTEMPTS):
+                if hub.user("student1")["pending"] is None:
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail("student1's spawn neither started nor failed while the ledger file was gone")
+            messages = _progress_messages(hub, "student1")
+        assert any("allocations: the ledger is not available" in m for m in messages), messages
+        assert not any("Traceback" in m or str(path) in m for m in messages), messages
+        assert hub.user("student1")["servers"] == {}
+        # researcher1 is not affected
+        assert hub.get("/user/researcher1/api/status", timeout=10).status_code == 200
+    finally:
+        restored = path.with_name(path.name + ".restoring")
+        shutil.copyfile(backup, restored)
+        os.chmod(restored, mode)
+        restored.replace(path)  # the restore: a new file at the same path
+    # nothing half-reserved: researcher1's holding is there, the failed attempt holds nothing
+    assert _active(hub, "researcher1") == 1 and _active(hub, "student1") == 0
+    # the next spawn works on the restored file, no restart
+    r = hub.api("POST", "/users/student1/server", json={"profile": "cpu-small"})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_for_server("student1")
+    assert _active(hub, "researcher1") == 1
+    hub.stop_server("student1")
+    hub.stop_server("researcher1")
