@@ -1,9 +1,11 @@
-"""The allocation ledger's database locked by another process (a hub of the test's own, real SQLite).
+"""The allocation ledger's database locked by another process, or gone (a hub of the test's own, real SQLite).
 
 * locked for a moment: the spawn waits for it, then starts; the hub keeps answering everyone meanwhile;
 * locked past the ledger's busy timeout: the spawn fails with a message saying the
   ledger is not available (never a traceback), nothing is reserved, and the next
-  spawn works once the lock is gone, without a restart.
+  spawn works once the lock is gone, without a restart;
+* the SQLite file removed: spawns fail with the same message, nothing is reserved, running
+  servers go on; restored from a backup, the next spawn works without a restart.
 """
 
 from __future__ import annotations
