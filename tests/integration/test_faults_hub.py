@@ -131,3 +131,22 @@ def test_hub_killed_mid_spawn_and_restarted(own_hub):
     # new start): one server for student1, and nothing left over once it is stopped
     assert leftovers == 0, f"{leftovers} orphan(s) of the cut-short spawn beside the new server"
     assert orphans == [], orphans
+
+
+def test_proxy_killed_is_restarted_with_every_route(own_hub):
+    state, _port, hubs = own_hub
+    hub = hubs[0]
+    assert hub.api("POST", "/users/researcher1/server", json={"profile": "cpu-small"}).status_code in (201, 202)
+    hub.wait_for_server("researcher1")
+    pidfile = state / "hub" / "private" / "proxy.pid"
+    old = int(pidfile.read_text().strip())
+    assert Path(f"/proc/{old}/cmdline").read_bytes().find(b"configurable-http-proxy") >= 0
+    os.kill(old, signal.SIGKILL)
+    # while it is down the person's browser gets "connection refused"; then the hub starts a new proxy
+    _until("a new proxy answers", lambda: int(pidfile.read_text().strip() or 0) != old and requests.get(
+        hub.url + "/hub/api/", timeout=5).status_code == 200)
+    _until("researcher1's route is back", lambda: _status(hub, "researcher1") == 200)
+    # logging in and starting a server work as before
+    s = hub.login("student1")
+    assert s.get(hub.url + "/hub/home", timeout=30).status_code == 200
+    hub.stop_server("researcher1")
