@@ -170,13 +170,13 @@ def _check_value(key: str, value: Any, expected: type | tuple[type, ...]) -> str
         return _check_secret_ref(key, value)
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-        return f"custom.scip.{key}: must be a {names}, not {type(value).__name__}"
+        return _("custom.scip.{key}: must be a {names}, not {actual}").format(key=key, names=names, actual=type(value).__name__)
     if key == "gpuProducts" and not all(isinstance(v, str) for v in value.values()):
-        return f"custom.scip.{key}: values must be strings (node label values)"
+        return _("custom.scip.{key}: values must be strings (node label values)").format(key=key)
     if key == "arc.cleanupPresets" and not all(isinstance(v, str) and v for v in value):
-        return f"custom.scip.{key}: must be a list of ARC preset names (strings), e.g. [local-slurm]"
+        return _("custom.scip.{key}: must be a list of ARC preset names (strings), e.g. [local-slurm]").format(key=key)
     if key in ("coursesService.port", "gpuCulling.port") and not 1024 <= value <= 65535:
-        return f"custom.scip.{key}: must be a port between 1024 and 65535, not {value}"
+        return _("custom.scip.{key}: must be a port between 1024 and 65535, not {value}").format(key=key, value=value)
     if key == "storage":
         from scip_jupyter.storage import parse_storage
 
@@ -260,30 +260,30 @@ def scip_settings(custom: dict[str, Any] | None, z2jh_values: dict[str, Any] | N
     problems: list[str] = []
     custom = custom or {}
     if not isinstance(custom, dict):
-        raise ChartValuesError([f"custom: must be a mapping, not {type(custom).__name__}"])
+        raise ChartValuesError([_("custom: must be a mapping, not {actual}").format(actual=type(custom).__name__)])
     leaves = [key.rsplit(".", 1)[-1] for key in SETTINGS]
     leaf_names = {leaf: key for leaf, key in zip(leaves, SETTINGS) if leaves.count(leaf) == 1 and leaf not in _GENERIC}
     for key in custom:
         if key != "scip" and key in leaf_names:
-            problems.append(f"custom.{key}: misplaced; it belongs at custom.scip.{leaf_names[key]}")
+            problems.append(_("custom.{key}: misplaced; it belongs at custom.scip.{place}").format(key=key, place=leaf_names[key]))
     scip = custom.get("scip") or {}
     if not isinstance(scip, dict):
-        raise ChartValuesError([f"custom.scip: must be a mapping, not {type(scip).__name__}"])
+        raise ChartValuesError([_("custom.scip: must be a mapping, not {actual}").format(actual=type(scip).__name__)])
     settings: dict[tuple[str, str], Any] = {}
     for key, value in _flatten(scip).items():
         if key in SECRET_REFS and value is None:
             continue  # no key: the trait keeps its default (scontrol token; no SSH certificates)
         if key in REFUSED:
-            problems.append(f"custom.scip.{key}: refused: {REFUSED[key]}; remove it")
+            problems.append(_("custom.scip.{key}: refused: {why}; remove it").format(key=key, why=REFUSED[key]))
             continue
         if key not in SETTINGS:
             hint = difflib.get_close_matches(key, SETTINGS, n=1)
             leaf = key.rsplit(".", 1)[-1]
             if leaf in leaf_names and leaf_names[leaf] != key:
-                why = f"misplaced; it belongs at custom.scip.{leaf_names[leaf]}"
+                why = _("misplaced; it belongs at custom.scip.{place}").format(place=leaf_names[leaf])
             else:
-                why = f"unknown key{f' (did you mean {hint[0]}?)' if hint else ''}"
-            problems.append(f"custom.scip.{key}: {why}; known keys: {', '.join(SETTINGS)}")
+                why = _("unknown key (did you mean {hint}?)").format(hint=hint[0]) if hint else _("unknown key")
+            problems.append(_("custom.scip.{key}: {why}; known keys: {known}").format(key=key, why=why, known=", ".join(SETTINGS)))
             continue
         cls, trait, expected, _help = SETTINGS[key]
         problem = _check_value(key, value, expected)

@@ -1,6 +1,6 @@
 """Every message id in the source, as Babel's extractors see them (shared by the i18n tests).
 
-Python `_()`, `gettext()`, `ngettext()` calls in scip_jupyter/ and widgets/, and
+Python `_()`, `gettext()`, `ngettext()` calls in scip_jupyter/, widgets/ and hub_config/, and
 `{% trans %}` / `_()` in the jinja templates (files under */templates/ and the
 widgets' template strings in widgets/templates.py).
 """
@@ -54,4 +54,7 @@ def _widget_templates() -> list[Message]:
 
 
 def source_messages() -> list[Message]:
-    return _from_dir(ROOT / "scip_jupyter") + _from_dir(ROOT / "widgets") + _widget_templates()
+    return (
+        _from_dir(ROOT / "scip_jupyter") + _from_dir(ROOT / "widgets") + _from_dir(ROOT / "hub_config")
+        + _widget_templates()
+    )
