@@ -84,6 +84,30 @@ class SlurmCommandError(SlurmError):
         super().__init__(f"{argv[0]} on cluster {cluster!r} failed (exit {returncode}): {self.stderr or '(no message)'}")
 
 
+def json_load_failure(text: str) -> str | None:
+    """What a Slurm `--json` answer says went wrong when it holds errors and no data, else None.
+
+    >>> json_load_failure('{"errors": [{"description": "Failed while looking for jobs", "source": "slurm_load_jobs"}], "jobs": []}')
+    'Failed while looking for jobs (slurm_load_jobs)'
+    >>> json_load_failure('{"errors": [], "jobs": []}') is None, json_load_failure('not json') is None
+    (True, True)
+    """
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    errors = [e for e in data.get("errors") or [] if isinstance(e, dict)]
+    if not errors or any(data.get(key) for key in ("jobs", "nodes", "partitions")):
+        return None
+    return "; ".join(
+        f"{e.get('description') or e.get('error') or 'error'} ({e.get('source', 'slurm')})" for e in errors
+    )
+
+
 def is_unavailable_message(text: str) -> bool:
     """Does Slurm's error text mean the controller could not be reached?
 
@@ -184,6 +208,9 @@ class Transport:
             if is_unavailable_message(err) or is_unavailable_message(out):
                 raise SlurmUnavailable(self.cluster, argv[0], (err or out).strip().splitlines()[-1], self.hint)
             raise SlurmCommandError(self.cluster, argv, returncode, err or out)
+        failure = json_load_failure(out) if "--json" in argv else None
+        if failure:  # squeue --json exits 0 with an "errors" list when it cannot reach slurmctld
+            raise SlurmUnavailable(self.cluster, argv[0], failure, self.hint)
         return out
 
     def run_sync(self, argv: Sequence[str], stdin: str | None = None, timeout: float | None = None) -> str:
