@@ -54,9 +54,15 @@ slurm-start: system-deps
 slurm-stop:
 	scripts/slurm-local stop
 
+# Two pytest processes: the Kubernetes tests (kmock and the fake kubelet live in the test
+# process's event loop) run on their own, after everything else; both always run, and
+# `make test` fails if either does.
 test: setup system-deps
 	scripts/slurm-local start
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	rc=0; \
+	$(VENV)/bin/python -m pytest -m "not k8s" $(PYTEST_ARGS) || rc=$$?; \
+	$(VENV)/bin/python -m pytest -m k8s $(PYTEST_ARGS) || rc=$$?; \
+	exit $$rc
 
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
