@@ -29,6 +29,6 @@ def test_french_notebook_runs_and_speaks_french(artifacts_dir):
     nb = run_notebook(FRENCH, env)
     nbformat.write(nb, artifacts_dir / "01-getting-started.fr.executed.ipynb")
     text = outputs_text(nb)
-    for words in ("profil : mig-1g-10gb  (type : mig)", "tranche MIG 1g.10gb", "calcul sur : cpu",
+    for words in ("profil : mig-1g-10gb  (type : mig)", "tranche 1g.10gb de H100 (MIG", "calcul sur : cpu",
                   "forme du résultat : (256, 256)", "pas de panneau de cours ici"):
         assert words in text, f"{words!r} not in the outputs:\n{text[-2000:]}"
