@@ -70,7 +70,7 @@ def test_html_fallback_escapes_everything():
 
 
 def test_widget_has_named_rows_that_follow_the_model():
-    pytest.importorskip("ipywidgets")
+    import ipywidgets  # noqa: F401  (a dependency: missing means a broken install, which must fail)
     src = StaticSource({"ana/": Reading(peak=50, now=50)})
     m = monitor(src)
     view = GpuMonitorView(m, auto_refresh=False)
