@@ -47,6 +47,8 @@ from pathlib import Path
 
 import aiohttp
 
+from scip_jupyter.embedded import free_port  # one place picks a free local port
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 PY = BIN / "python"
@@ -111,12 +113,6 @@ c.JupyterHub.load_roles = [{{"name": "admin", "services": ["bench"]}}]
 """
 STANDIN_OURS = f"c.SCIPLocalSpawner.cmd = [{str(PY)!r}, \"-S\", {str(STANDIN)!r}]"
 STANDIN_STOCK = f"c.Spawner.cmd = [{str(PY)!r}, \"-S\", {str(STANDIN)!r}]"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import requests
+from scip_jupyter.embedded import free_port  # noqa: E402  (one place picks a free local port)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -35,12 +35,6 @@ STOCK_CONFIG = """\
 load_subconfig({local!r})
 c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(state: Path, config: Path) -> tuple[subprocess.Popen, str, str]:

@@ -35,7 +35,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from urllib.parse import quote
 
 import nbformat
 import requests
+from scip_jupyter.embedded import free_port  # noqa: E402  (one place picks a free local port)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -94,12 +94,6 @@ c.Spawner.environment = {{"PATH": "{bin}:/usr/local/bin:/usr/bin:/bin", **{git_e
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_repo(folder: Path) -> Path:
