@@ -118,6 +118,12 @@ def _handlers():
             issuer = self.issuer
             if not issuer.ssh_ca_key_file:
                 raise web.HTTPError(404, "this hub issues no SSH certificates (SCIPCredentials.ssh_ca_key_file is not set)")
+            if not os.path.exists(issuer.ssh_ca_key_file):
+                # configured but not there (yet): an operator's fix, checked per request so a CA created
+                # after the hub started (scripts/sshd-local start) is used without a restart
+                self.log.error("SSH CA key %s does not exist; no certificate for %s", issuer.ssh_ca_key_file, user.name)
+                raise web.HTTPError(503, f"the hub's SSH CA key ({issuer.ssh_ca_key_file}) does not exist; "
+                                         "ask the operators to create it (embedded hub: scripts/sshd-local start)")
             try:
                 body = json.loads(self.request.body or b"{}")
                 public_key = body["public_key"]
@@ -157,5 +163,5 @@ def configure_identity(c, setup=None, wiring=None) -> None:
         from pathlib import Path
 
         sshd = Path(os.environ.get("SCIP_SSHD_STATE") or Path(__file__).resolve().parents[1] / ".state" / "sshd")
-        if (sshd / "hub_ca" / "user_ca").exists():
-            c.SCIPCredentials.ssh_ca_key_file = str(sshd / "hub_ca" / "user_ca")
+        # set even before scripts/sshd-local has made it: the handler checks the file per request
+        c.SCIPCredentials.ssh_ca_key_file = str(sshd / "hub_ca" / "user_ca")
