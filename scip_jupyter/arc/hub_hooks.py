@@ -98,10 +98,25 @@ class ARCCleanup(LoggingConfigurable):
         Example: c.ARCCleanup.presets = ["local-slurm"]""",
     )
     timeout = Float(30.0, config=True, help="Seconds one Slurm command may take before the hook gives up on that cluster.")
+    coalesce = Float(
+        0.2,
+        config=True,
+        help="""Seconds a server stop's clean-up waits for other stops to share its `squeue` of each cluster.
+
+        A burst of N stops (a course ending, the idle culler) then lists each cluster's
+        queue about once instead of N times; cancelling stays one `scancel` per server.
+        A stop is only ever served by a listing that began after its hook was called,
+        and at most one such listing per cluster runs at a time (stops arriving meanwhile
+        share the next one). 0: share only with stops arriving in the same instant or
+        while a listing runs. Example: c.ARCCleanup.coalesce = 0.5""",
+    )
 
     def __init__(self, transport_for: Callable[[str], object] | None = None, **kwargs):
         super().__init__(**kwargs)
         self._transport_for = transport_for
+        self._next: dict[str, asyncio.Future] = {}  # preset -> the listing stops are joining (not begun)
+        self._running: dict[str, asyncio.Future] = {}  # preset -> the listing under way
+        self._tasks: set[asyncio.Task] = set()  # keeps the listing tasks referenced until they end
 
     def transport_for(self, preset: str):
         if self._transport_for is not None:
@@ -115,13 +130,60 @@ class ARCCleanup(LoggingConfigurable):
         text = await self.transport_for(preset).run(squeue_argv(), timeout=self.timeout)
         return parse_squeue(text)
 
+    async def shared_queue(self, preset: str) -> list[JobState]:
+        """`queue(preset)`, shared with the other stops that ask within `coalesce` s.
+
+        The listing returned always began after this call (jobs a stopped server
+        submitted before its hook ran are in it); nothing is kept afterwards, so
+        the next caller (and every `reconcile`) lists the queue again.
+        """
+        loop = asyncio.get_running_loop()
+        batch = self._next.get(preset)
+        if batch is None or batch.get_loop() is not loop:
+            batch = self._next[preset] = loop.create_future()
+            batch.add_done_callback(_retrieved)
+            task = loop.create_task(self._list_for(preset, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(batch)  # one stop cancelled (hook timeout) leaves the others their listing
+
+    async def _list_for(self, preset: str, batch: asyncio.Future) -> None:
+        try:
+            await asyncio.sleep(self.coalesce)
+            previous = self._running.get(preset)
+            if previous is not None and previous.get_loop() is batch.get_loop():
+                await asyncio.wait([previous])  # one listing per cluster at a time; joiners gather meanwhile
+            # the listing begins now: stops from here on form the next batch
+            if self._next.get(preset) is batch:
+                del self._next[preset]
+            self._running[preset] = batch
+            jobs = await self.queue(preset)
+        except asyncio.CancelledError:
+            batch.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every stop waiting on it logs it (_each_preset)
+            if not batch.done():
+                batch.set_exception(exc)
+        else:
+            if not batch.done():
+                batch.set_result(jobs)
+        finally:
+            for table in (self._next, self._running):
+                if table.get(preset) is batch:
+                    del table[preset]
+
     async def scancel(self, preset: str, ids: list[str]) -> None:
         if ids:
             await self.transport_for(preset).run(scancel_argv(ids), timeout=self.timeout)
 
     async def cancel_server_jobs(self, user: str, server: str | None, account: str | None = None) -> dict[str, list[str]]:
-        """Cancel the jobs tagged for one server (and running as `account`, when given) on every cluster."""
-        return await self._each_preset(lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER, account)})
+        """Cancel the jobs tagged for one server (and running as `account`, when given) on every cluster.
+
+        The queue listing is shared with stops in the same burst (`shared_queue`); the `scancel` is this server's own.
+        """
+        return await self._each_preset(
+            lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER, account)}, listing=self.shared_queue
+        )
 
     async def reconcile(
         self, running: Iterable[tuple[str, str]], only_users: set[str] | None = None
@@ -130,9 +192,11 @@ class ARCCleanup(LoggingConfigurable):
         running = set(running)
         return await self._each_preset(lambda jobs: orphans_of(jobs, running, only_users))
 
-    async def _each_preset(self, decide) -> dict[str, list[str]]:
+    async def _each_preset(self, decide, listing=None) -> dict[str, list[str]]:
+        listing = listing or self.queue
+
         async def one(preset):
-            by_server = decide(await self.queue(preset))
+            by_server = decide(await listing(preset))
             ids = sorted({i for v in by_server.values() for i in v})
             for key, v in by_server.items():
                 if v:
@@ -148,6 +212,12 @@ class ARCCleanup(LoggingConfigurable):
             else:
                 done[preset] = result
         return done
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    # a failed listing whose every waiter was cancelled is not "never retrieved"
+    if not future.cancelled():
+        future.exception()
 
 
 def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None = None):
