@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import os
-from urllib.parse import quote, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
@@ -71,6 +71,21 @@ class HubAPI:
                 continue
             return out
 
+    async def user_exists(self, name: str) -> bool:
+        """Whether the hub knows `name`, without listing everyone (and without a 404 in the hub's log).
+
+        `name_filter` matches a substring (SQL LIKE), so the pages are searched for the exact name.
+        """
+        offset = 0
+        while True:
+            page = await self.call("GET", f"/users?{urlencode({'name_filter': name, 'offset': offset, 'limit': 200})}")
+            items = page["items"] if isinstance(page, dict) else page
+            if any(u["name"] == name for u in items):
+                return True
+            if not (isinstance(page, dict) and page.get("_pagination", {}).get("next")):
+                return False
+            offset += len(items)
+
     async def groups(self) -> dict[str, list[str]]:
         out, offset = {}, 0
         while True:
@@ -84,13 +99,44 @@ class HubAPI:
             return out
 
 
+#: At most this many names are looked up one by one in a pass; more, and the pass lists every user once.
+LOOKUP_LIMIT = 50
+
+
+def add_candidates(desired: dict[str, list[str]], groups: dict[str, list[str]]) -> set[str]:
+    """Names a pass would add to a course group, if the hub knows them (members of any group it does).
+
+    >>> sorted(add_candidates({"g": ["a", "b", "c"]}, {"g": ["a"], "h": ["b"]}))
+    ['c']
+    """
+    wanted = set()
+    for group, users in desired.items():
+        wanted |= set(users) - set(groups.get(group, ()))
+    return wanted - {u for users in groups.values() for u in users}
+
+
+async def known_users(api: HubAPI, desired: dict[str, list[str]], groups: dict[str, list[str]]) -> set[str]:
+    """The users `group_changes` needs to know exist: group members, plus the add candidates the hub knows.
+
+    A pass in step (nothing to add) makes no user request; a few candidates are
+    looked up by name; only many make it list every user (the hub builds each
+    person's whole model for that, which at thousands of people every 30 s is
+    hub CPU spent for nothing).
+    """
+    members = {u for users in groups.values() for u in users}
+    candidates = add_candidates(desired, groups)
+    if len(candidates) > LOOKUP_LIMIT:
+        return members | set(await api.users())
+    return members | {name for name in sorted(candidates) if await api.user_exists(name)}
+
+
 async def sync_groups(api: HubAPI, registry: Registry) -> list:
     """One pass: make every course group hold exactly the registry's members. Returns the changes made."""
     from .hub import desired_members
 
     groups = await api.groups()
-    users = await api.users()
-    changes = group_changes(desired_members(registry, groups), groups, users)
+    desired = desired_members(registry, groups)
+    changes = group_changes(desired, groups, await known_users(api, desired, groups))
     for ch in changes:
         path = f"/groups/{quote(ch.group)}"
         if ch.action == "create":
