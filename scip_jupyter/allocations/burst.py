@@ -101,7 +101,9 @@ class BurstDecision:
         from ..arc.presets import ARCRequestError
 
         allowed = [_("at most {n} more jobs of this size").format(n=self.fits)] if self.fits is not None else []
-        return ARCRequestError("workers", self.message, allowed, status=403)
+        error = ARCRequestError("workers", self.message, allowed, status=403)
+        error.decision = self  # the figures, for whoever reports it (ARCAdaptive's one line per answer)
+        return error
 
 
 def decide_burst(account: Account | None, used: float, request, new_jobs: int) -> BurstDecision:

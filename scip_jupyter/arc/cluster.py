@@ -194,14 +194,65 @@ def submit_error(cluster: str, workers: int, exc: BaseException, at: datetime | 
 
 
 class ARCAdaptive(Adaptive):
+def refusal_state(exc: ARCRequestError) -> tuple:
+    """What a refused scale-up's log line depends on: the allocation and what it has left (the
+    hub's decision), else the refusal's status and field (the hub not answering) — never the
+    number of jobs asked for, which adaptive scaling changes at every retry (pure).
+
+    >>> from types import SimpleNamespace as D
+    >>> refused = ARCRequestError("workers", "...", [], status=403)
+    >>> refused.decision = D(allocation="group lab", slurm_account="def-lab", left=0.251, limit=1.0)
+    >>> refusal_state(refused)
+    ('refused', 'group lab', 'def-lab', 0.25, 1.0)
+    >>> refusal_state(ARCRequestError("workers", "could not ask the hub at http://hub/ (timeout)", [], status=503))
+    (503, 'workers')
+    """
+    decision = getattr(exc, "decision", None)
+    if decision is not None:
+        left = None if decision.left is None else round(decision.left, 2)
+        return ("refused", decision.allocation, decision.slurm_account, left, decision.limit)
+    return (exc.status, exc.field)
+
+
     """dask's Adaptive, but after a failed submission it waits the cluster's
     `submit_retry_after` seconds before asking for workers again, instead of
-    calling sbatch at every adaptive interval while Slurm keeps refusing."""
+    calling sbatch at every adaptive interval while Slurm keeps refusing.
+
+    A scale-up the allocation check refuses (`ARCCluster.scale`: the hub says the
+    GPU-hours left cannot pay, or cannot be asked) is an answer, not an error of
+    the adaptive loop: nothing is submitted, `cluster.last_error` says why, and the
+    log gets ONE line naming the allocation and what is left each time that answer
+    changes (`refusal_state`), not dask's traceback at every retry. A scale-up
+    allowed again after refusals logs one line too."""
+
+    _refusal: tuple | None = None  # the refusal state last logged; None: the last scale-up was allowed
 
     async def scale_up(self, n):
         if self.cluster.submission_paused():
             return
-        await super().scale_up(n)
+        try:
+            await super().scale_up(n)
+        except ARCRequestError as exc:
+            error = self.cluster.last_error
+            if error is None or error.exception is not exc:
+                raise  # not the allocation check (a preset limit, say): dask's own handling
+            self._log_refusal(exc, n)
+            return
+        if self._refusal is not None:
+            self._refusal = None
+            logger.info("%s", _("adaptive scaling on cluster {cluster!r}: the allocation check allows "
+                                "scale-ups again").format(cluster=self.cluster.preset.name))
+
+    def _log_refusal(self, exc: ARCRequestError, workers: int) -> None:
+        state = refusal_state(exc)
+        if state == self._refusal:
+            return
+        self._refusal = state
+        logger.warning("%s", _(
+            "adaptive scaling on cluster {cluster!r}: scale-up to {workers} workers refused, nothing was "
+            "submitted: {why} (asking again every {retry:g} s; logged again when the answer changes)"
+        ).format(cluster=self.cluster.preset.name, workers=workers, why=exc.problem,
+                 retry=self.cluster.submit_retry_after))
 
 
 class ARCCluster(SLURMCluster):
