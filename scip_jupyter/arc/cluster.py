@@ -193,7 +193,6 @@ def submit_error(cluster: str, workers: int, exc: BaseException, at: datetime | 
     return SubmitError(cluster=cluster, workers=workers, detail=detail, check=check, at=at, exception=exc)
 
 
-class ARCAdaptive(Adaptive):
 def refusal_state(exc: ARCRequestError) -> tuple:
     """What a refused scale-up's log line depends on: the allocation and what it has left (the
     hub's decision), else the refusal's status and field (the hub not answering) — never the
@@ -214,6 +213,7 @@ def refusal_state(exc: ARCRequestError) -> tuple:
     return (exc.status, exc.field)
 
 
+class ARCAdaptive(Adaptive):
     """dask's Adaptive, but after a failed submission it waits the cluster's
     `submit_retry_after` seconds before asking for workers again, instead of
     calling sbatch at every adaptive interval while Slurm keeps refusing.
