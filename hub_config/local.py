@@ -56,7 +56,8 @@ wiring = configure(
         catalog_path=str(hub.catalog),
         courses_path=str(Path(os.environ.get("SCIP_COURSES_FILE") or hub.root / "hub_config" / "courses.yaml").resolve()),
         allocations_path=str(os.environ.get("SCIP_ALLOCATIONS_FILE") or hub.root / "hub_config" / "allocations.yaml"),
-        ledger_url=f"sqlite:///{hub.private / 'allocations.sqlite'}",
+        # $SCIP_HUB_LEDGER_URL: another ledger database (e.g. PostgreSQL) instead of the state folder's SQLite
+        ledger_url=os.environ.get("SCIP_HUB_LEDGER_URL") or f"sqlite:///{hub.private / 'allocations.sqlite'}",
         homes=str(hub.homes),
         public_url=hub.public_url,
         arc_cleanup_presets=["local-slurm"],

@@ -224,6 +224,50 @@ def migrate(engine: Engine) -> str:
     return found or "empty"
 
 
+#: libpq settings of PostgreSQL connections: a server that does not answer (gone from the network,
+#: not merely stopped) fails the caller within `connect_timeout` seconds, and a connection whose
+#: server went silent is found dead by TCP keepalives, instead of either waiting forever.
+PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                   "keepalives_count": 3}
+
+
+def _connect_args(parsed) -> dict:
+    """PG_CONNECT_ARGS for the libpq drivers, minus what the URL itself sets (pure).
+
+    >>> _connect_args(make_url("postgresql+psycopg://scip@db/scip?connect_timeout=3"))["connect_timeout"]
+    Traceback (most recent call last):
+    KeyError: 'connect_timeout'
+    >>> _connect_args(make_url("postgresql+psycopg://scip@db/scip"))["connect_timeout"]
+    10
+    >>> _connect_args(make_url("postgresql+pg8000://scip@db/scip"))
+    {}
+    """
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    return {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """Why the ledger cannot be used now, in words a person reads: never its URL, host or password.
+
+    >>> unavailable_reason(FileNotFoundError("the ledger file /srv/a.sqlite is missing"))
+    'its file is missing'
+    >>> from sqlalchemy.exc import OperationalError
+    >>> unavailable_reason(OperationalError("SELECT 1", {}, Exception("connection refused")))
+    'its database does not answer or is busy'
+    """
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from ..i18n import _
+
+    if isinstance(exc, FileNotFoundError):
+        return _("its file is missing")
+    if isinstance(exc, (DBAPIError, PoolTimeout, ConnectionError, TimeoutError)):
+        return _("its database does not answer or is busy")
+    return _("it failed with {error}").format(error=type(exc).__name__)
+
+
 def make_engine(url: str, immediate: bool = True) -> Engine:
     """An engine for the ledger; SQLite gets a busy timeout and (`immediate`) BEGIN IMMEDIATE transactions.
 
@@ -232,7 +276,10 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        # A stopped or restarted server drops every pooled connection: `pool_pre_ping` tests each
+        # one at checkout and replaces the dead ones, so the first use once the server is back
+        # works, without a restart of the hub.
+        return create_engine(parsed, pool_pre_ping=True, connect_args=_connect_args(parsed))
     kwargs: dict = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}}
     if parsed.database in (None, "", ":memory:"):
         kwargs["poolclass"] = StaticPool  # one in-memory database shared by the engine

@@ -26,7 +26,7 @@ from traitlets.config import LoggingConfigurable
 
 from .. import LABEL_PREFIX
 from ..arc.tags import JobTags
-from ..allocations.ledger import DEFAULT_URL, Ledger, ledger_for, utcnow
+from ..allocations.ledger import DEFAULT_URL, Ledger, ledger_for, unavailable_reason, utcnow
 from ..allocations.policy import Account, Request, accounts_for, paying_course, standing
 from ..allocations.quotas import Allocations, cached_allocations
 from ..catalog import Catalog, Profile, ProfileKind, load_catalog
@@ -240,9 +240,10 @@ class SCIPSpawnerMixin(LoggingConfigurable):
             decision = await asyncio.to_thread(ledger.reserve, request, accounts, self.scip_allocations().unlisted)
         except Exception as exc:  # the ledger is down: fail closed, without leaking its URL
             self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
-            raise web.HTTPError(
-                503, f"allocations: the ledger is not available ({type(exc).__name__}); try again later"
-            ) from None
+            raise web.HTTPError(503, _(
+                "allocations: the ledger is not available ({reason}); nothing was reserved and no server "
+                "was started; try again in a few minutes"
+            ).format(reason=unavailable_reason(exc))) from None
         if not decision.allowed:
             self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
             raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
