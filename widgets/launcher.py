@@ -10,6 +10,12 @@ and shows the validator's message (field + allowed values) next to the field.
 When the cluster's worker submission fails (phase "failed") or a launch fails
 (phase "error"), the model's message (which cluster, Slurm's words, what to
 check) is shown in red, escaped, in ``parts.alert`` instead of the plain message.
+
+A preset this server cannot use (``model.unavailable``: in-job, no account, or
+outside a held project's jurisdiction) stays in the list, greyed the way the
+spawn form greys a profile: marked "(cannot be used here)", listed with its
+reason in ``parts.preset_notes``, refused when chosen (the reason appears next
+to the field and the choice goes back), and Launch is disabled on it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ ACTIONS = {
 }
 #: Phases whose message is an error, shown in ``parts.alert``.
 ALERT_PHASES = ("failed", "error")
+#: Model traits besides the fields that the view follows.
+OBSERVED = ("phase", "message", "monitor", "unavailable")
 #: Set by the hub (`scip-jupyter up`) when the clusters cannot be used here, with the reason.
 ARC_UNAVAILABLE_ENV = "SCIP_ARC_UNAVAILABLE"
 
@@ -76,7 +84,17 @@ class LauncherView(View):
 
     def _repr_html_(self) -> str:
         m = self.model
-        return render("launcher.html", phase=m.phase, message=arc_unavailable() or m.message, fields=[(_(LABELS[f]), getattr(m, f)) for f in FIELDS])
+        return render("launcher.html", phase=m.phase, message=arc_unavailable() or m.message,
+                      fields=[(_(LABELS[f]), getattr(m, f)) for f in FIELDS], unavailable=self._greyed())
+
+    def _preset_label(self, name: str) -> str:
+        return self.model.presets.get(name).display_name or name
+
+    def _greyed(self) -> list[dict[str, str]]:
+        """The presets shown greyed, with their reasons (plain data for the template)."""
+        m = self.model
+        return [{"name": n, "label": self._preset_label(n), "reason": m.unavailable[n]}
+                for n in m.presets.names() if n in m.unavailable]
 
     # ------------------------------------------------------------ building
 
@@ -103,6 +121,10 @@ class LauncherView(View):
             p.fields[name], p.errors[name] = field, error
             field.observe(lambda change, name=name: self._on_widget(name, change), names=["value"])
             rows.append(w.HBox([w.Label(_(LABELS[name]), layout=label_layout), field, error]))
+            if name == "preset":  # the presets greyed out, each with its reason
+                p.preset_notes = w.HTML()
+                p.preset_notes.add_class("scip-launcher-preset-notes")
+                rows.append(p.preset_notes)
         for action, (text, style, _phases) in ACTIONS.items():
             button = w.Button(description=_(text), button_style=style)
             button.add_class(f"scip-launcher-{action}")
@@ -124,7 +146,7 @@ class LauncherView(View):
             p.monitor_box,
         ])
         box.add_class("scip-launcher")
-        m.observe(self._on_model, names=[*FIELDS, "phase", "message", "monitor"])
+        m.observe(self._on_model, names=[*FIELDS, *OBSERVED])
         self._sync_all()
         return box
 
@@ -140,8 +162,9 @@ class LauncherView(View):
 
     def _options(self, name: str) -> list:
         m = self.model
-        if name == "preset":
-            return [(m.presets.get(n).display_name or n, n) for n in m.choices("preset")]
+        if name == "preset":  # greyed presets stay listed, marked (a Dropdown cannot disable one option)
+            return [(_("%(name)s (cannot be used here)") % {"name": self._preset_label(n)} if n in m.unavailable
+                     else self._preset_label(n), n) for n in m.choices("preset")]
         if name == "account":
             return _with_current(m.choices("account"), m.account)
         if name == "partition":
@@ -162,13 +185,15 @@ class LauncherView(View):
                     if tuple(field.options) != tuple(options):
                         field.options = options
                 set_if_changed(field, "value", getattr(m, name))
+            set_if_changed(p.preset_notes, "value", render("launcher_presets.html", unavailable=self._greyed()))
             self._sync_actions()
 
     def _sync_actions(self) -> None:
         p, m = self.parts, self.model
         unavailable = arc_unavailable()
+        greyed = m.preset in m.unavailable  # Launch would only get the refusal the notes show
         for action, (_text, _style, phases) in ACTIONS.items():
-            blocked = bool(unavailable) and action in ("launch", "scale", "adapt")
+            blocked = (bool(unavailable) and action in ("launch", "scale", "adapt")) or (greyed and action == "launch")
             set_if_changed(p.buttons[action], "disabled", blocked or m.phase not in phases)
         set_if_changed(p.phase, "value", m.phase)
         failing = m.phase in ALERT_PHASES or bool(unavailable)
@@ -245,7 +270,7 @@ class LauncherView(View):
 
     def close(self) -> None:
         if self._widget_cache is not None:
-            self.model.unobserve(self._on_model, names=[*FIELDS, "phase", "message", "monitor"])
+            self.model.unobserve(self._on_model, names=[*FIELDS, *OBSERVED])
             if getattr(self.parts, "monitor", None) is not None:
                 self.parts.monitor.unobserve(self._on_refresh, names=["refreshed_at", "error"])
             for view in (getattr(self.parts, "status_view", None), getattr(self.parts, "jobs_view", None)):

@@ -45,9 +45,17 @@ LAUNCHER = """
 {% endfor %}
 </table>
 {% if message %}<p class="scip-message">{{ message }}</p>{% endif %}
+{% include "launcher_presets.html" %}
 <p><em>{{ _("Interactive controls need ipywidgets in JupyterLab.") }}</em></p>
 </div>
 """.replace("STYLE", _STYLE)
+
+#: Presets the launcher lists greyed, with the refusal ARCCluster would give (LauncherModel.unavailable).
+LAUNCHER_PRESETS = """{% if unavailable %}<div class="scip-launcher-greyed" style="color: var(--jp-ui-font-color2, #616161)">
+<span>{{ _("Clusters you cannot use from this server:") }}</span>
+<ul style="margin: 0.2em 0">{% for p in unavailable %}
+<li data-preset="{{ p.name }}" aria-disabled="true"><span class="scip-preset-name">{{ p.label }}</span>: <span class="scip-preset-reason">{{ p.reason }}</span></li>
+{% endfor %}</ul></div>{% endif %}"""
 
 STATUS_TITLE = """<b>{{ _("ARC cluster") }}{% if s.name %} {{ s.name }}{% endif %}</b>{% if s.preset %} &middot; {{ _("preset %(name)s", name=s.preset) }}{% endif %}"""
 
@@ -81,6 +89,7 @@ TEMPLATES = {
     "cluster_status.html": CLUSTER_STATUS,
     "job_table.html": JOB_TABLE,
     "launcher.html": LAUNCHER,
+    "launcher_presets.html": LAUNCHER_PRESETS,
     "course_panel.html": COURSE_PANEL,
     "course_title.html": COURSE_TITLE,
     "message.html": MESSAGE,

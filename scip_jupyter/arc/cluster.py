@@ -67,6 +67,7 @@ from .presets import (
     ARCRequestError,
     ClusterPreset,
     PresetFile,
+    check_connect_back,
     check_data_jurisdiction,
     check_scale,
     load_default_presets,
@@ -315,13 +316,7 @@ class ARCCluster(SLURMCluster):
         else:
             preset_file = load_presets(presets) if presets else load_default_presets()
         self.preset = p = preset_file.get(preset)
-        if p.network.mode != "connect-back":
-            raise ARCRequestError(
-                "preset",
-                f"preset {p.name!r} runs Dask inside one Slurm job (network mode in-job): its compute nodes "
-                "cannot reach this notebook, so workers cannot connect back",
-                [q.name for q in preset_file.clusters if q.network.mode == "connect-back"],
-            )
+        check_connect_back(p, preset_file.clusters)  # an in-job preset: workers could not reach this notebook
         # where the notebook's project data may go: the spawn's rule, before anything is submitted or asked
         check_data_jurisdiction(p, held_data() if data_jurisdictions is None else dict(data_jurisdictions),
                                 [q for q in preset_file.clusters if q.network.mode == "connect-back"])

@@ -16,6 +16,15 @@ cluster failed, Slurm's words and what to check; Scale tries again, and the next
 successful submission puts the phase back to "running". `sync_cluster()` reads
 `cluster.last_error` for clusters without listeners (views call it on refresh).
 
+A preset this notebook cannot use is listed but unavailable, the way the spawn
+form greys a profile that cannot start: `unavailable` maps its name to the reason,
+which is exactly the refusal ARCCluster would give (`preset_refusal`): an in-job
+preset (its workers cannot connect back), a preset where the person has no
+account, and a preset outside the jurisdiction of a project whose data this
+server holds (`$SCIP_DATA_JURISDICTIONS`, `presets.check_data_jurisdiction`).
+Choosing one raises that refusal and changes nothing; the default is the first
+preset that is available.
+
 The model never imports ipywidgets (views live in scip_widgets).
 
 >>> from scip_jupyter.arc.presets import PresetFile, example_preset
@@ -31,19 +40,34 @@ The model never imports ipywidgets (views live in scip_widgets).
 walltime | 9-00:00:00 is over the maximum of cluster 'demo' (7-00:00:00)
 >>> m.walltime
 '03:00:00'
+>>> fir = example_preset(name="fir", site="sfu", jurisdiction="CA-BC")
+>>> m = LauncherModel(PresetFile(clusters=[example_preset(), fir]), accounts=lambda p: ["def-alice"],
+...                   data_jurisdictions={"lab-bc": "CA-BC"})
+>>> m.preset, m.unavailable
+('fir', {'demo': "project: the data of lab-bc must stay in CA-BC; cluster preset 'demo' (site demo-site) runs in CA. Choose one in CA-BC: fir"})
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from traitlets import Any as AnyTrait
-from traitlets import Float, HasTraits, Instance, Int, Unicode, observe, validate
+from traitlets import Dict, Float, HasTraits, Instance, Int, Unicode, observe, validate
 
 from .monitor import JobMonitor
-from .presets import ARCRequestError, ClusterPreset, PresetFile, ValidRequest, check_scale, validate_request
+from .presets import (
+    ARCPresetRefused,
+    ARCRequestError,
+    ClusterPreset,
+    PresetFile,
+    ValidRequest,
+    check_connect_back,
+    check_data_jurisdiction,
+    check_scale,
+    validate_request,
+)
 
 #: The fields a person sets, in the order a form shows them.
 FIELDS = ("preset", "account", "partition", "gpu_type", "gpus", "walltime", "workers")
@@ -79,6 +103,33 @@ def configured_accounts(user: str) -> Callable[[ClusterPreset], list[str]]:
     return accounts
 
 
+def preset_refusal(preset: ClusterPreset, presets: PresetFile, data: Mapping[str, str]) -> ARCPresetRefused | None:
+    """Why ARCCluster would refuse `preset` before submitting anything, whatever the request
+    (None: it would not): in-job network mode, then the data jurisdiction of `data` ({project:
+    jurisdiction} held by this server). The very checks ARCCluster runs, in its order, on the same
+    candidates, so the reason shown is the refusal the person would get. Pure.
+
+    >>> from scip_jupyter.arc.presets import example_preset
+    >>> presets = PresetFile(clusters=[example_preset(), example_preset(name="bc", jurisdiction="CA-BC")])
+    >>> print(preset_refusal(presets.get("demo"), presets, {"lab-bc": "CA-BC"}))
+    project: the data of lab-bc must stay in CA-BC; cluster preset 'demo' (site demo-site) runs in CA. Choose one in CA-BC: bc
+    >>> preset_refusal(presets.get("bc"), presets, {"lab-bc": "CA-BC"}) is None
+    True
+    """
+    try:
+        check_connect_back(preset, presets.clusters)
+        check_data_jurisdiction(preset, data, [q for q in presets.clusters if q.network.mode == "connect-back"])
+    except ARCPresetRefused as exc:
+        return exc
+    return None
+
+
+def refusal_reason(exc: ARCRequestError) -> str:
+    """A refusal in words for a greyed choice: the whole message of a refusal that names what
+    fits itself, else the field and the problem (the `allowed values` tail is for forms)."""
+    return str(exc) if isinstance(exc, ARCPresetRefused) else f"{exc.field}: {exc.problem}"
+
+
 def default_cluster_factory(**kwargs):
     from .cluster import ARCCluster  # dask-jobqueue is heavy: import on launch only
 
@@ -107,6 +158,8 @@ class LauncherModel(HasTraits):
     request = Instance(ValidRequest, allow_none=True, help="The last validated request (all defaults filled in).")
     cluster = AnyTrait(None, allow_none=True, help="The launched cluster (ARCCluster), or None.")
     monitor = Instance(JobMonitor, allow_none=True, help="Job monitor of the launched cluster, or None.")
+    unavailable = Dict(help="Preset name -> why it cannot be used from this server (the refusal ARCCluster gives); "
+                       "views grey these presets out with the reason.")
     poll_interval = Float(30.0, help="Seconds between squeue calls of the monitor's poller (sites ask for >= 30).")
     refresh_interval = Float(5.0, help="Seconds between refreshes of the monitor view (cheap: the poller caches).")
 
@@ -118,6 +171,7 @@ class LauncherModel(HasTraits):
         cluster_factory: Callable[..., Any] | None = None,
         user: str | None = None,
         cluster_kwargs: dict[str, Any] | None = None,
+        data_jurisdictions: Mapping[str, str] | None = None,
         **kwargs,
     ):
         if presets is None:
@@ -132,8 +186,66 @@ class LauncherModel(HasTraits):
         self._applying = False
         choices = {k: kwargs.pop(k) for k in FIELDS if k in kwargs}
         super().__init__(**kwargs)
-        start = choices.pop("preset", None) or presets.names()[0]
-        self._apply(self._validated(start, self._defaults(start) | choices))
+        self.data_jurisdictions, self._refusals = self._find_refusals(data_jurisdictions)
+        self.unavailable = {name: refusal_reason(exc) for name, exc in self._refusals.items()}
+        start = choices.pop("preset", None)
+        if start is not None:
+            self._refuse_unavailable(start)
+            self._apply(self._validated(start, self._defaults(start) | choices))
+        else:
+            self._apply(self._first_valid(choices))
+
+    # ------------------------------------------------------------ availability
+
+    def _find_refusals(self, data: Mapping[str, str] | None) -> tuple[dict[str, str] | None, dict[str, ARCRequestError]]:
+        """The project data this server holds and, per preset, the refusal ARCCluster would give.
+
+        `data` None: the server's `$SCIP_DATA_JURISDICTIONS`, read as ARCCluster reads it; when it
+        cannot be read every preset is refused with that reason (the check fails closed). A preset
+        where the person has no account is refused with the validator's words."""
+        if data is None:
+            from .cluster import held_data  # one reader of the variable, shared with ARCCluster
+
+            try:
+                data = held_data()
+            except ARCRequestError as exc:
+                return None, {name: exc for name in self.presets.names()}
+        data = dict(data)
+        refusals: dict[str, ARCRequestError] = {}
+        for p in self.presets.clusters:
+            refused = preset_refusal(p, self.presets, data)
+            if refused is None:
+                try:
+                    validate_request(p, {}, list(self.accounts_for(p)))
+                except ARCRequestError as exc:
+                    if exc.field == "account":  # "you have no account on cluster ...": nothing to choose
+                        refused = exc
+            if refused is not None:
+                refusals[p.name] = refused
+        return data, refusals
+
+    def _refuse_unavailable(self, preset: str) -> None:
+        self.presets.get(preset)  # an unknown name: ARCRequestError("preset", ..., the names)
+        if preset in self._refusals:
+            raise self._refusals[preset]
+
+    def _first_valid(self, choices: dict[str, Any]) -> ValidRequest:
+        """The request on the first available preset whose defaults validate (as the spawn form picks
+        the first profile that can start); with none available, the first that validates at all, so
+        the form still shows every preset greyed with its reason."""
+        names = self.presets.names()
+        ordered = [n for n in names if n not in self._refusals] + [n for n in names if n in self._refusals]
+        first_error: ARCRequestError | None = None
+        for name in ordered:
+            try:
+                return self._validated(name, self._defaults(name) | choices)
+            except ARCRequestError as exc:
+                first_error = first_error or exc
+        raise first_error
+
+    def available_presets(self) -> list[str]:
+        """Preset names this server can launch on, in the file's order."""
+        return [n for n in self.presets.names() if n not in self.unavailable]
 
     # ------------------------------------------------------------ choices
 
@@ -166,6 +278,7 @@ class LauncherModel(HasTraits):
         if field not in FIELDS:
             raise ARCRequestError("field", f"{field!r} is not a launcher field", list(FIELDS))
         if field == "preset":
+            self._refuse_unavailable(value)
             return self._defaults(value)
         raw = self._raw() | {field: value}
         if field == "gpus" and value in (0, "0"):
@@ -230,6 +343,7 @@ class LauncherModel(HasTraits):
     def launch(self) -> Any:
         """Start the cluster on the preset and ask for `workers` workers."""
         self._require("idle", "closed", "error")
+        self._refuse_unavailable(self.preset)
         valid = self.check("workers", self.workers)
         check_scale(self.preset_object(), valid.jobs)
         self.phase, self.message = "launching", f"Launching on {valid.preset}..."
@@ -266,6 +380,7 @@ class LauncherModel(HasTraits):
             args["partition"] = valid.partition
         if valid.gpus:
             args["gpu_type"], args["gpus"] = valid.gpu_type, valid.gpus
+        args["data_jurisdictions"] = dict(self.data_jurisdictions or {})  # the table the presets were greyed by
         return args | self.cluster_kwargs
 
     def _monitor_for(self, cluster: Any) -> JobMonitor | None:

@@ -447,7 +447,8 @@ def validate_request(
     if account is None:
         account = rules.default if rules.default in mine else (mine[0] if mine else None)
         if account is None:
-            raise ARCRequestError("account", f"you have no account on cluster {preset.name!r}", [], status=403)
+            raise ARCRequestError("account", _("you have no account on cluster {name!r}").format(name=preset.name), [],
+                                  status=403)
     if not isinstance(account, str) or not rules.matches(account):
         raise ARCRequestError(
             "account", f"{account!r} is not an account name on cluster {preset.name!r}",
@@ -526,12 +527,37 @@ def check_scale(preset: ClusterPreset, jobs: int) -> None:
         )
 
 
-class ARCJurisdictionError(ARCRequestError, JurisdictionError):
-    """A preset where a project's data may not go (field `project`, 403); the message names the
-    project, both jurisdictions and the presets that fit (`storage.check_jurisdiction`)."""
+class ARCPresetRefused(ARCRequestError):
+    """A preset this notebook cannot use at all; the message names the field and what to use instead."""
 
     def __str__(self) -> str:
         return self.problem  # it names the field and what fits already
+
+
+class ARCJurisdictionError(ARCPresetRefused, JurisdictionError):
+    """A preset where a project's data may not go (field `project`, 403); the message names the
+    project, both jurisdictions and the presets that fit (`storage.check_jurisdiction`)."""
+
+
+def check_connect_back(preset: ClusterPreset, candidates: Sequence[ClusterPreset] = ()) -> None:
+    """Refuse an in-job preset where workers must connect back to the notebook (ARCCluster, the
+    launcher): its compute nodes cannot reach the notebook. Names InJobRun and the connect-back
+    presets among `candidates`.
+
+    >>> check_connect_back(example_preset(name="rorqual", network={"mode": "in-job"}), [example_preset()])
+    Traceback (most recent call last):
+    ...
+    scip_jupyter.arc.presets.ARCPresetRefused: preset: 'rorqual' runs Dask inside one Slurm job (network mode in-job): its compute nodes cannot reach this notebook, so workers cannot connect back. Use InJobRun(func, preset='rorqual') (scip_jupyter.arc.injob) for it, or a preset whose workers connect back: demo
+    """
+    if preset.network.mode == "connect-back":
+        return
+    fitting = [q.name for q in candidates if q.network.mode == "connect-back"]
+    problem = _("preset: {name!r} runs Dask inside one Slurm job (network mode in-job): its compute nodes cannot "
+                "reach this notebook, so workers cannot connect back. Use InJobRun(func, preset={name!r}) "
+                "(scip_jupyter.arc.injob) for it").format(name=preset.name)
+    if fitting:
+        problem += _(", or a preset whose workers connect back: {names}").format(names=", ".join(fitting))
+    raise ARCPresetRefused("preset", problem, fitting)
 
 
 def check_data_jurisdiction(preset: ClusterPreset, data: Mapping[str, str],

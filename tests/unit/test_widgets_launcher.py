@@ -246,7 +246,7 @@ def test_launch_builds_cluster_from_validated_request_and_scales():
     assert cluster.kwargs == {
         "preset": "demo", "user": "alice", "user_accounts": ["def-alice", "rrg-alice"], "account": "def-alice",
         "walltime": "03:00:00", "cores": 1, "memory": 2 * 2**30, "processes": 1, "partition": "gpu",
-        "gpu_type": "h100", "gpus": 1,
+        "gpu_type": "h100", "gpus": 1, "data_jurisdictions": {},  # the table the presets were greyed by
     }
     assert cluster.calls == [("scale", 3)]
     assert m.phase == "running" and v.parts.phase.value == "running"
