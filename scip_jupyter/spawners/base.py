@@ -230,20 +230,19 @@ class SCIPSpawnerMixin(LoggingConfigurable):
 
     async def scip_reserve(self, profile: Profile, options: dict) -> None:
         """Reserve the allocation for this start, or raise HTTP 403 naming `profile` (nothing reserved)."""
-        ledger = self.scip_ledger
-        if ledger is None:
+        if not self.allocations_path:
             return
+        try:  # opening the ledger connects (and migrates, the first time): off the hub's event loop
+            ledger = await asyncio.to_thread(lambda: self.scip_ledger)
+        except Exception as exc:  # e.g. the hub started while the database was down
+            raise self._scip_ledger_unavailable(exc) from None
         await self._scip_sweep(ledger)
         request, accounts = self.scip_request(profile, options, utcnow())
         try:
             await asyncio.to_thread(check_ledger_file, ledger)  # a removed SQLite file: refuse, not a ghost write
             decision = await asyncio.to_thread(ledger.reserve, request, accounts, self.scip_allocations().unlisted)
         except Exception as exc:  # the ledger is down: fail closed, without leaking its URL
-            self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
-            raise web.HTTPError(503, _(
-                "allocations: the ledger is not available ({reason}); nothing was reserved and no server "
-                "was started; try again in a few minutes"
-            ).format(reason=unavailable_reason(exc))) from None
+            raise self._scip_ledger_unavailable(exc) from None
         if not decision.allowed:
             self.log.warning("Refused %s for %s: %s", profile.slug, self._log_name, decision.message)
             raise web.HTTPError(403, decision.message, reason="Allocation exhausted")
@@ -252,12 +251,20 @@ class SCIPSpawnerMixin(LoggingConfigurable):
         payer = decision.account_key or "(not metered)"
         self.log.info("Reserved %s for %s from %s", profile.slug, self._log_name, payer)
 
+    def _scip_ledger_unavailable(self, exc: BaseException) -> web.HTTPError:
+        """The 503 of a spawn the ledger cannot take now: why in words, never the database's URL."""
+        self.log.error("Allocation ledger failed for %s: %r", self._log_name, exc)
+        return web.HTTPError(503, _(
+            "allocations: the ledger is not available ({reason}); nothing was reserved and no server "
+            "was started; try again in a few minutes"
+        ).format(reason=unavailable_reason(exc)))
+
     async def scip_release(self, reason: str) -> None:
         """Release what this server holds (idempotent; a failure is logged, never raised)."""
-        ledger = self.scip_ledger
-        if ledger is None or self._scip_released:
+        if not self.allocations_path or self._scip_released:
             return
         try:
+            ledger = await asyncio.to_thread(lambda: self.scip_ledger)
             released = await asyncio.to_thread(ledger.release, self.user.name, self.name or "", reason)
         except Exception:
             self.log.exception("Could not release the allocation of %s", self._log_name)

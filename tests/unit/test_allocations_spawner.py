@@ -197,6 +197,30 @@ async def test_ledger_failure_refuses_with_503_without_the_url(config_files, mon
     assert spawner.starts == 0
 
 
+async def test_ledger_that_cannot_be_opened_refuses_in_words_and_stop_still_works(config_files):
+    """A PostgreSQL ledger down when the hub started (nothing listens on its port): the spawn gets the
+    503 in the person's language, nothing reaches the backend, the URL's host, port and password stay
+    out of it; a stop does not fail on the ledger either."""
+    from scip_jupyter.i18n import use_locale
+    from tests.fixtures.common import free_port
+
+    port = free_port()
+    url = f"postgresql+psycopg://scip:not-this-password@127.0.0.1:{port}/scip"
+    for language, words in (("en", "allocations: the ledger is not available (its database does not answer "
+                                   "or is busy); nothing was reserved and no server was started"),
+                            ("fr", "allocations : le registre des allocations n'est pas disponible (sa base de "
+                                   "données ne répond pas ou est occupée) ; rien n'a été réservé")):
+        spawner = make(config_files, "ana", ledger_url=url)
+        with use_locale(language), pytest.raises(web.HTTPError) as err:
+            await spawner.start()
+        message = err.value.log_message
+        assert err.value.status_code == 503 and words in message, message
+        assert str(port) not in message and "not-this-password" not in message and "127.0.0.1" not in message
+        assert spawner.starts == 0
+        await spawner.stop()  # releasing against a ledger that cannot be opened: logged, not raised
+        assert spawner.stops == 1
+
+
 # --- the form ---------------------------------------------------------------------------------------
 
 
