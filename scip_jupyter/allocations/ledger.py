@@ -15,9 +15,10 @@ last slot of an account are serialised by that lock, so only one gets it.
   other transaction's committed reservation.
 
 Times are naive UTC datetimes. Tables: `scip_reservations`, `scip_allocation_events`,
-`scip_allocation_accounts`, `scip_slurm_usage`; created and upgraded on first use by
-the Alembic migrations in `migrations/` (`migrate`), under a lock so that replicas
-starting together migrate once.
+`scip_allocation_accounts`, `scip_slurm_usage`, and GPU culling's `scip_gpu_culls` and
+`scip_gpu_notices` (models in `culling/records.py`); created and upgraded on first use
+by the Alembic migrations in `migrations/` (`migrate`, which `Ledger` and culling's
+`Records` both call), under a lock so that replicas starting together migrate once.
 
 Hub replicas may share one ledger: each reservation records the hub that made it
 (`hub_id`, from `$SCIP_HUB_ID`), and a hub's stale-holding sweep releases only its
@@ -56,7 +57,7 @@ SQLITE_BUSY_TIMEOUT = 60
 #: Environment variable naming this hub among replicas that share a ledger.
 HUB_ID_ENV = "SCIP_HUB_ID"
 #: The revision `migrate` brings a database to (migrations/versions/).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: The revision of a database whose tables `create_all` made before migrations existed.
 FIRST_REVISION = "0001"
 #: PostgreSQL advisory lock key held while migrating (one migration at a time).

@@ -10,7 +10,10 @@
   stopped). A notice is open until `cleared_at` is set; the `scip-gpu` service
   serves a person's open notices (`GET /services/scip-gpu/api/notices`).
 
-Times are naive UTC (as in the ledger). Tables are created on first use.
+Times are naive UTC (as in the ledger). The tables are the ledger's Alembic revision
+0003 (`allocations/migrations/`): `Records(url)` brings the database to the newest
+revision with `ledger.migrate`, as `Ledger(url)` does, under the same lock. A database
+whose culling tables `create_all` made before 0003 keeps them and their rows.
 `reclaimed(...)` is what `scip-jupyter usage` reports.
 """
 
@@ -23,11 +26,11 @@ from typing import Iterable
 from sqlalchemy import DateTime, Float, Integer, String, Text, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from ..allocations.ledger import make_engine, utcnow
+from ..allocations.ledger import make_engine, migrate, utcnow
 
 
 class Base(DeclarativeBase):
-    pass
+    """The culling tables' models; their schema is migration 0003's (a test compares the two)."""
 
 
 class Cull(Base):
@@ -105,7 +108,7 @@ class Records:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)  # the tables are the ledger's migrations' (0003), never create_all
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     # --- culls -----------------------------------------------------------------------------------
