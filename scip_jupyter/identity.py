@@ -176,6 +176,8 @@ async def mint_slurm_token_scontrol(account: str, lifespan: int, slurm_conf: str
 SLURM_TOKEN_PATH = "/scip/credentials/slurm"
 #: Hub API path that signs a person's SSH public key.
 SSH_CERT_PATH = "/scip/credentials/ssh"
+#: Hub API path mapping hub user names to their Slurm accounts (for reconcile; list:users scope).
+ACCOUNTS_PATH = "/scip/accounts"
 
 
 def hub_token_source(api_url: str | None = None, api_token: str | None = None, timeout: float = 30):

@@ -26,12 +26,14 @@ import logging
 import os
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from traitlets import Float, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .states import JobState, parse_squeue, scancel_argv, squeue_argv
+from .tags import may_be_legacy, names_server, tagged_person, tagged_user
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +50,107 @@ def server_key(user: str, server_name: str | None) -> tuple[str, str]:
 # ---------------------------------------------------------------- pure decisions
 
 
-def leftovers_of(jobs: list[JobState], user: str, server: str, account: str | None = None) -> list[str]:
+def _ours(j: JobState) -> bool:
+    """An unfinished job whose comment is our tags, today's or the legacy format's (tags.py)."""
+    return not j.phase.finished and (j.tags is not None or may_be_legacy(j.comment))
+
+
+def leftovers_of(
+    jobs: list[JobState], user: str, server: str, account: str | None = None, others: Iterable[str] = ()
+) -> list[str]:
     """Ids to scancel so that no job tagged for user/server remains (whole arrays by their job id).
 
     With `account` (the Slurm account the person's server submits as), only jobs
     running as that account count: tags in someone else's job never make us cancel it.
+    `others`: the person's other servers still running; a legacy-tagged job that may
+    be theirs too (legacy `server=default`: unnamed or named "default") is kept.
     """
-    key = server_key(user, server)
+    server = server or DEFAULT_SERVER
+    others = [o for o in others if (o or DEFAULT_SERVER) != server]
     return sorted(
         {
             j.array_job_id
             for j in jobs
-            if j.tags and (j.tags.user, j.tags.server) == key and not j.phase.finished and (not account or j.user == account)
+            if _ours(j)
+            and (not account or j.user == account)
+            and names_server(j.comment, user, server)
+            and not any(names_server(j.comment, user, o) for o in others)
         }
     )
 
 
-def orphans_of(
-    jobs: list[JobState], running: set[tuple[str, str]], only_users: set[str] | None = None
-) -> dict[tuple[str, str], list[str]]:
-    """Tagged, unfinished jobs whose server is not in `running` -> {(user, server): ids}.
+@dataclass
+class ReconcilePlan:
+    """What reconcile decided: ids to cancel per (person, tagged server), and jobs it left alone."""
 
-    `only_users` limits the decision to those users' jobs (a hub that manages a
-    subset of the cluster's notebook users; tests sharing a cluster).
+    cancel: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: (job id, why) of tagged jobs not cancelled although no running server of theirs was found
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def reconcile_plan(
+    jobs: list[JobState],
+    running: set[tuple[str, str]],
+    only_users: set[str] | None = None,
+    account_of: Callable[[str], str | None] | None = None,
+) -> ReconcilePlan:
+    """Tagged, unfinished jobs whose server is not in `running`, and that really are that person's.
+
+    A job belongs to the person its tags name only when Slurm runs it as the account
+    that person's servers submit as (`account_of(person)`, the hub's account mapping,
+    identity_hub.SCIPCredentials.account_of); a job whose tags name alice but which runs
+    as bob's account is skipped (and said so), never cancelled because alice's server
+    stopped. `account_of` None: tags alone decide (no mapping known; callers avoid it).
+    `only_users` limits the decision to those people (this hub's users); legacy tags
+    (cleaned names) are matched against them. A job is an orphan when no running
+    server of its person could have tagged it (tags.names_server).
     """
     running = {server_key(u, s) for u, s in running}
-    users = None if only_users is None else set(only_users)
+    plan = ReconcilePlan()
     out: dict[tuple[str, str], set[str]] = {}
     for j in jobs:
-        if j.tags is None or j.phase.finished or (users is not None and j.tags.user not in users):
+        if not _ours(j):
             continue
-        key = (j.tags.user, j.tags.server)
-        if key not in running:
-            out.setdefault(key, set()).add(j.array_job_id)
-    return {k: sorted(v) for k, v in sorted(out.items())}
+        tagged, people = tagged_user(j.comment), _people(j, only_users)
+        if not people:
+            continue  # not one of this hub's people: not ours to cancel
+        if account_of is not None:
+            accounts = {p: account_of(p) for p in people}
+            owners = [p for p in people if accounts[p] and accounts[p] == j.user]
+            if not owners:
+                wanted = ", ".join(f"{p}: {accounts[p] or 'no account'}" for p in people)
+                plan.skipped.append((j.job_id, f"tagged for {tagged} but runs as {j.user or '?'} ({wanted})"))
+                continue
+            people = owners
+        if any(names_server(j.comment, p, s) for p in people for (u, s) in running if u == p):
+            continue
+        server = j.tags.server if j.tags is not None else "default"
+        out.setdefault((people[0], server), set()).add(j.array_job_id)
+    plan.cancel = {k: sorted(v) for k, v in sorted(out.items())}
+    return plan
+
+
+def people_tagged(jobs: list[JobState], only_users: set[str] | None = None) -> set[str]:
+    """The people (of `only_users`, when given) the unfinished jobs' tags may name."""
+    return {p for j in jobs if _ours(j) for p in _people(j, only_users)}
+
+
+def _people(j: JobState, only_users: set[str] | None) -> list[str]:
+    """Who a job's tags may name: the tagged name itself, or those of `only_users` it may be (legacy)."""
+    if only_users is None:
+        tagged = tagged_user(j.comment)
+        return [tagged] if tagged else []
+    return sorted(p for p in only_users if tagged_person(j.comment, p))
+
+
+def orphans_of(
+    jobs: list[JobState],
+    running: set[tuple[str, str]],
+    only_users: set[str] | None = None,
+    account_of: Callable[[str], str | None] | None = None,
+) -> dict[tuple[str, str], list[str]]:
+    """`reconcile_plan(...).cancel`: {(user, server): ids} of orphaned jobs."""
+    return reconcile_plan(jobs, running, only_users, account_of).cancel
 
 
 # ---------------------------------------------------------------- I/O
@@ -176,21 +245,38 @@ class ARCCleanup(LoggingConfigurable):
         if ids:
             await self.transport_for(preset).run(scancel_argv(ids), timeout=self.timeout)
 
-    async def cancel_server_jobs(self, user: str, server: str | None, account: str | None = None) -> dict[str, list[str]]:
+    async def cancel_server_jobs(
+        self, user: str, server: str | None, account: str | None = None, others: Iterable[str] = ()
+    ) -> dict[str, list[str]]:
         """Cancel the jobs tagged for one server (and running as `account`, when given) on every cluster.
 
+        `others`: the person's servers still running (legacy tags that may be theirs are kept).
         The queue listing is shared with stops in the same burst (`shared_queue`); the `scancel` is this server's own.
         """
+        others = list(others)
         return await self._each_preset(
-            lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER, account)}, listing=self.shared_queue
+            lambda jobs: {None: leftovers_of(jobs, user, server or DEFAULT_SERVER, account, others)}, listing=self.shared_queue
         )
 
     async def reconcile(
-        self, running: Iterable[tuple[str, str]], only_users: set[str] | None = None
+        self,
+        running: Iterable[tuple[str, str]],
+        only_users: set[str] | None = None,
+        account_of: Callable[[str], str | None] | None = None,
     ) -> dict[str, list[str]]:
-        """Cancel tagged jobs of servers not in `running` ((user, server name) pairs)."""
+        """Cancel tagged jobs of servers not in `running` ((user, server name) pairs) that run as
+        their tagged person's account (`account_of`, see `reconcile_plan`); mismatches are logged, kept."""
         running = set(running)
-        return await self._each_preset(lambda jobs: orphans_of(jobs, running, only_users))
+
+        def decide(jobs):
+            if hasattr(account_of, "prefetch"):  # one request for every person the queue's tags may name
+                account_of.prefetch(people_tagged(jobs, only_users))
+            plan = reconcile_plan(jobs, running, only_users, account_of)
+            for job_id, why in plan.skipped:
+                self.log.warning("ARC: reconcile keeps job %s: %s (tags alone never make a job someone's)", job_id, why)
+            return plan.cancel
+
+        return await self._each_preset(decide)
 
     async def _each_preset(self, decide, listing=None) -> dict[str, list[str]]:
         listing = listing or self.queue
@@ -220,6 +306,15 @@ def _retrieved(future: asyncio.Future) -> None:
         future.exception()
 
 
+def _other_active(spawner) -> list[str]:
+    """Names of the person's other servers that still run (or start)."""
+    spawners = getattr(getattr(spawner, "user", None), "spawners", None) or {}
+    try:
+        return sorted(name for name, other in dict(spawners).items() if other is not spawner and getattr(other, "active", False))
+    except Exception:  # noqa: BLE001 - a hub whose user model differs: no others known
+        return []
+
+
 def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None = None):
     """A `Spawner.post_stop_hook` that cancels the stopped server's leftover jobs (then runs `chain`)."""
 
@@ -229,7 +324,7 @@ def post_stop_hook_for(cleanup: ARCCleanup | None = None, chain: Callable | None
             cleanup = ARCCleanup(parent=spawner)
         try:
             account = getattr(spawner, "slurm_account", None)  # the person's own account (identity.py)
-            done = await cleanup.cancel_server_jobs(spawner.user.name, spawner.name, account)
+            done = await cleanup.cancel_server_jobs(spawner.user.name, spawner.name, account, _other_active(spawner))
             if any(done.values()):
                 spawner.log.info("ARC: cancelled leftover jobs of %s: %s", spawner._log_name, done)
         finally:
@@ -266,6 +361,38 @@ def servers_from_hub(api_url: str, token: str, timeout: float = 30) -> tuple[set
         if not nxt:
             return running, users
         offset = nxt["offset"]
+
+
+class HubAccounts:
+    """`account_of(person)` from the hub (GET /hub/api/scip/accounts, identity_hub.py): the
+    account mapping the hub mints credentials with, asked once per person and kept for one round."""
+
+    def __init__(self, api_url: str, token: str, timeout: float = 30):
+        from ..identity import ACCOUNTS_PATH
+
+        self.url = api_url.rstrip("/") + ACCOUNTS_PATH
+        self.token, self.timeout = token, timeout
+        self._known: dict[str, str | None] = {}
+        self.requests = 0
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        from ..identity_hub import MAX_ACCOUNT_NAMES
+
+        missing = sorted(set(names) - set(self._known))
+        for i in range(0, len(missing), MAX_ACCOUNT_NAMES):
+            chunk = missing[i : i + MAX_ACCOUNT_NAMES]
+            query = urllib.parse.urlencode([("user", n) for n in chunk])
+            req = urllib.request.Request(f"{self.url}?{query}", headers={"Authorization": f"token {self.token}"})
+            self.requests += 1
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (hub URL from config)
+                accounts = json.load(resp)["accounts"]
+            for name in chunk:
+                self._known[name] = accounts.get(name)  # None: the hub has no account for them
+
+    def __call__(self, name: str) -> str | None:
+        if name not in self._known:
+            self.prefetch([name])
+        return self._known[name]
 
 
 def hub_service(presets: list[str], every: float = 300.0, python: str | None = None) -> tuple[dict, dict]:

@@ -18,7 +18,7 @@ import sys
 import time
 
 from ..signals import stop_on_signals
-from .hub_hooks import ARCCleanup, orphans_of, server_key, servers_from_hub
+from .hub_hooks import ARCCleanup, HubAccounts, people_tagged, reconcile_plan, server_key, servers_from_hub
 from .registry import JobRegistry
 from .server_jobs import NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
 from .tags import JobTags
@@ -140,6 +140,11 @@ class ReconcileCommand:
         parser.add_argument("--dry-run", action="store_true", help="say what would be cancelled, cancel nothing")
         parser.add_argument("--none-running", action="store_true",
                             help="no server runs (e.g. after a hub outage): every tagged job in scope is cancelled")
+        parser.add_argument("--account-template", default="", metavar="TEMPLATE",
+                            help="a person's Slurm account, e.g. '{username}' (default with --hub: the hub's own "
+                            "mapping; without: the embedded hub's jupyter-NAME rule, see --account-prefix)")
+        parser.add_argument("--account-prefix", default="jupyter-",
+                            help="prefix of the embedded hub's per-person accounts (identity.system_username)")
 
     @staticmethod
     def run(args) -> int:
@@ -174,9 +179,21 @@ class ReconcileCommand:
 
 
 
+def _account_mapping(args):
+    """Who runs as which account: a job is cancelled only when it runs as its tagged person's account."""
+    if args.account_template:
+        return lambda name: args.account_template.format(username=name)
+    if args.hub:  # the mapping the hub mints credentials with (identity_hub.SCIPCredentials.account_of)
+        return HubAccounts(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    from ..identity import system_username
+
+    return lambda name: system_username(name, args.account_prefix)
+
+
 def _reconcile_once(cleanup: ARCCleanup, running: set, args) -> int:
     now_running = set(running)
     only = set(args.only_user) if args.only_user else None
+    account_of = _account_mapping(args)
     if args.hub:
         try:
             hub_running, hub_users = servers_from_hub(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
@@ -185,12 +202,22 @@ def _reconcile_once(cleanup: ARCCleanup, running: set, args) -> int:
             return 1
         now_running |= hub_running
         only = hub_users if only is None else only & hub_users
-    if args.dry_run:
-        for preset in cleanup.presets:
-            for key, ids in orphans_of(asyncio.run(cleanup.queue(preset)), now_running, only).items():
-                print(f"{preset}: would cancel {', '.join(ids)} of stopped server {key[0]}/{key[1]}")
-        return 0
-    done = asyncio.run(cleanup.reconcile(now_running, only))
+    try:
+        if args.dry_run:
+            for preset in cleanup.presets:
+                jobs = asyncio.run(cleanup.queue(preset))
+                if hasattr(account_of, "prefetch"):
+                    account_of.prefetch(people_tagged(jobs, only))
+                plan = reconcile_plan(jobs, now_running, only, account_of)
+                for key, ids in plan.cancel.items():
+                    print(f"{preset}: would cancel {', '.join(ids)} of stopped server {key[0]}/{key[1]}")
+                for job_id, why in plan.skipped:
+                    print(f"{preset}: would keep {job_id}: {why}")
+            return 0
+        done = asyncio.run(cleanup.reconcile(now_running, only, account_of))
+    except OSError as exc:  # the hub's account mapping did not answer: never cancel on a guess
+        print(f"reconcile: the hub did not say whose accounts are whose ({exc}); nothing cancelled", file=sys.stderr, flush=True)
+        return 1
     for preset, ids in done.items():
         print(f"reconcile {preset}: {len(now_running)} running server(s); cancelled {', '.join(ids) or 'nothing'}", flush=True)
     return 0 if len(done) == len(cleanup.presets) else 1

@@ -28,6 +28,27 @@ Tags are for people and for reconcile only: who owns a job is decided by the
 Slurm account it runs as and by the (cluster, job id, account) the registry
 recorded at submission (scip_jupyter/arc/registry.py), never by this text,
 which anyone can write into their own job's comment.
+
+The legacy format (before these tags) wrote each value cleaned (every
+character outside `A-Za-z0-9_.@-` became `_`, at most 64 characters), left
+empty fields out, and called the unnamed server `default`. So a legacy
+`server=default` is the unnamed server *or* a server named "default", and a
+legacy `user=alice_lab` may be `alice+lab`. We read such a comment the safe
+way: it names every server that could have written it (`names_server`), and
+clean-up cancels its job only when none of those servers runs. A comment is
+read this way when it could be legacy (`may_be_legacy`: every value non-empty
+and in the legacy alphabet); a server named "default" is now written
+`server=%64efault`, so a literal `server=default` is only ever a legacy one.
+
+>>> legacy = "scip.ca:user=alice,server=default,project=def-smith"
+>>> names_server(legacy, "alice", ""), names_server(legacy, "alice", "default"), names_server(legacy, "alice", "gpu")
+(True, True, False)
+>>> JobTags(user="alice", server="default").comment()
+'scip.ca:user=alice,server=%64efault'
+>>> names_server(JobTags(user="alice", server="default").comment(), "alice", "")
+False
+>>> names_server("scip.ca:user=alice_lab,server=gpu_1", "alice+lab", "gpu 1")
+True
 """
 
 from __future__ import annotations
@@ -43,6 +64,12 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 COMMENT_PREFIX = f"{LABEL_PREFIX}:"
 #: Fields always written (even empty): the unnamed server is "" and must not read as absent.
 _ALWAYS = ("user", "server")
+#: The legacy format's name of the unnamed server; a server *named* so is written with its "d"
+#: percent-encoded (decodes to the same name), so that a literal `server=default` is always legacy.
+_LEGACY_DEFAULT = "default"
+_LEGACY_DEFAULT_WRITTEN = "%64efault"
+#: One value as the legacy writer left it: non-empty, cleaned to this alphabet, at most 64 characters.
+_LEGACY_VALUE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 def _clean(value: str) -> str:
@@ -78,7 +105,7 @@ class JobTags:
 
     def comment(self) -> str:
         parts = [
-            f"{f.name}={encode(getattr(self, f.name))}"
+            f"{f.name}={_LEGACY_DEFAULT_WRITTEN if f.name == 'server' and self.server == _LEGACY_DEFAULT else encode(getattr(self, f.name))}"
             for f in fields(self)
             if f.name in _ALWAYS or getattr(self, f.name)
         ]
@@ -118,3 +145,72 @@ class JobTags:
             site=site,
             jurisdiction=jurisdiction,
         )
+
+
+# ---------------------------------------------------------------- the legacy format (read only)
+
+
+def _raw_values(comment: str) -> dict[str, str] | None:
+    if not comment or not comment.startswith(COMMENT_PREFIX):
+        return None
+    out: dict[str, str] = {}
+    for kv in comment[len(COMMENT_PREFIX):].split(","):
+        key, eq, value = kv.partition("=")
+        if not eq or key in out:
+            return None
+        out[key] = value
+    return out
+
+
+def may_be_legacy(comment: str) -> bool:
+    """Could the legacy writer have written `comment`? (Then its values may be cleaned names.)
+
+    >>> may_be_legacy("scip.ca:user=alice,server=default"), may_be_legacy("scip.ca:user=alice,server=")
+    (True, False)
+    >>> may_be_legacy("scip.ca:user=a%2Bb,server=gpu"), may_be_legacy("scip.ca:user=alice,server=%64efault")
+    (False, False)
+    """
+    values = _raw_values(comment)
+    known = {f.name for f in fields(JobTags)}
+    return (bool(values) and "user" in values and set(values) <= known
+            and all(_LEGACY_VALUE.fullmatch(v) for v in values.values()))
+
+
+def legacy_clean(value: str) -> str:
+    """A name as the legacy writer wrote it (`alice+lab` -> `alice_lab`, at most 64 characters)."""
+    return _clean(value)
+
+
+def names_server(comment: str, user: str, server: str) -> bool:
+    """Could the notebook server `user`/`server` ("" = unnamed) have tagged a job with `comment`?
+
+    Today's tags name exactly one server. A comment that may be legacy names every
+    server whose legacy-cleaned names it carries (its unnamed server was `default`).
+    """
+    tags = JobTags.from_comment(comment)
+    if tags is not None and (tags.user, tags.server) == (user, server or ""):
+        return True
+    if not may_be_legacy(comment):
+        return False
+    values = _raw_values(comment) or {}
+    return values.get("user") == legacy_clean(user) and values.get("server", _LEGACY_DEFAULT) == legacy_clean(server or _LEGACY_DEFAULT)
+
+
+def tagged_person(comment: str, person: str) -> bool:
+    """Could `person` (a hub user name) be the one `comment` names (exactly, or legacy-cleaned)?
+
+    >>> tagged_person("scip.ca:user=alice_lab,server=", "alice+lab"), tagged_person("scip.ca:user=alice_lab,server=default", "alice+lab")
+    (False, True)
+    """
+    tags = JobTags.from_comment(comment)
+    if tags is not None and tags.user == person:
+        return True
+    return may_be_legacy(comment) and (_raw_values(comment) or {}).get("user") == legacy_clean(person)
+
+
+def tagged_user(comment: str) -> str:
+    """The user name a comment carries, as written (a legacy one may be cleaned); "" when none."""
+    tags = JobTags.from_comment(comment)
+    if tags is not None:
+        return tags.user
+    return (_raw_values(comment) or {}).get("user", "") if may_be_legacy(comment) else ""

@@ -6,19 +6,44 @@ import pytest
 from traitlets.config import Config
 
 from scip_jupyter.arc.hub_hooks import SERVICE_NAME, configure_hub, hub_service, leftovers_of, orphans_of, server_key
-from scip_jupyter.arc.states import parse_squeue
+from scip_jupyter.arc.hub_hooks import ARCCleanup, reconcile_plan
+from scip_jupyter.arc.states import JobState, Phase, parse_squeue
+from scip_jupyter.arc.tags import JobTags
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "slurm"
 CAPTURED = parse_squeue((DATA / "squeue_format_all.txt").read_text())
 EDGE = parse_squeue((DATA / "squeue_edge_cases.txt").read_text())
 
 
+def job(job_id: str, tags: "JobTags | str", account: str = "jupyter-alice", phase: Phase = Phase.PENDING) -> JobState:
+    """One queue entry: tags (or a raw comment) and the Slurm account it runs as."""
+    comment = tags if isinstance(tags, str) else tags.comment()
+    return JobState.from_slurm(job_id=job_id, phase=phase, user=account, reason="None", comment=comment)
+
+
+ACCOUNTS = {"alice": "jupyter-alice", "bob": "jupyter-bob", "alice+lab": "jupyter-alice-lab-0123456789ab"}
+
+
 def test_leftovers_are_whole_arrays_of_that_server_only():
+    # the captured queue is tagged by the legacy format: `server=default` is the unnamed server
+    # or a server named "default", so the stop of either cancels them while the other one is not running
     assert leftovers_of(CAPTURED, "alice", "default") == ["1", "2"]
-    # JupyterHub's unnamed server is "": a server *named* "default" is another server
-    assert leftovers_of(CAPTURED, "alice", "") == []
+    assert leftovers_of(CAPTURED, "alice", "") == ["1", "2"]
     assert leftovers_of(CAPTURED, "alice", "gpu") == []
     assert leftovers_of(CAPTURED, "bob", "default") == []
+
+
+def test_legacy_default_is_kept_while_the_other_server_it_may_be_runs():
+    assert leftovers_of(CAPTURED, "alice", "", others=["default"]) == []
+    assert leftovers_of(CAPTURED, "alice", "default", others=[""]) == []
+    assert leftovers_of(CAPTURED, "alice", "", others=["gpu"]) == ["1", "2"]
+
+
+def test_todays_tags_name_exactly_one_server():
+    unnamed, named = job("7", JobTags(user="alice", server="")), job("8", JobTags(user="alice", server="default"))
+    assert leftovers_of([unnamed, named], "alice", "") == ["7"]
+    assert leftovers_of([unnamed, named], "alice", "default") == ["8"]
+    assert leftovers_of([unnamed, named], "alice", "", others=["default"]) == ["7"]
 
 
 def test_leftovers_need_the_owning_account_when_known():
@@ -36,7 +61,7 @@ def test_finished_jobs_are_not_cancelled_again():
     [
         (set(), {("alice", "default"): ["1", "2"]}),
         ({("alice", "default")}, {}),
-        ({("alice", "")}, {("alice", "default"): ["1", "2"]}),
+        ({("alice", "")}, {}),  # legacy `server=default`: maybe the unnamed server, which runs
         ({("alice", "gpu")}, {("alice", "default"): ["1", "2"]}),
     ],
 )
@@ -106,3 +131,73 @@ def test_configure_hub_with_default_given_or_no_presets(presets, expected_preset
     if wired:
         command = services[0]["command"]
         assert [command[i + 1] for i, a in enumerate(command) if a == "--preset"] == expected_presets
+
+
+# ---------------------------------------------------------------- reconcile checks the owning account
+
+
+def test_reconcile_never_cancels_a_job_that_runs_as_another_persons_account():
+    genuine = job("10", JobTags(user="alice", server=""), account="jupyter-alice")
+    crafted = job("11", JobTags(user="alice", server=""), account="jupyter-bob")  # bob wrote alice's tags
+    plan = reconcile_plan([genuine, crafted], set(), {"alice", "bob"}, ACCOUNTS.get)
+    assert plan.cancel == {("alice", ""): ["10"]}
+    assert [job_id for job_id, _ in plan.skipped] == ["11"]
+    assert "jupyter-bob" in plan.skipped[0][1] and "jupyter-alice" in plan.skipped[0][1]
+
+
+@pytest.mark.parametrize(
+    "account_of, expected",
+    [
+        (ACCOUNTS.get, {}),  # nobody's account maps: skipped, never cancelled
+        (lambda person: None, {}),
+        (lambda person: "", {}),
+    ],
+)
+def test_reconcile_without_the_persons_account_cancels_nothing(account_of, expected):
+    orphan = job("12", JobTags(user="carol", server=""), account="jupyter-carol")
+    plan = reconcile_plan([orphan], set(), {"carol"}, account_of)
+    assert plan.cancel == expected and [j for j, _ in plan.skipped] == ["12"]
+
+
+def test_reconcile_keeps_jobs_of_running_servers_and_of_people_not_on_the_hub():
+    mine = job("20", JobTags(user="alice", server="gpu"))
+    stranger = job("21", JobTags(user="zed", server=""), account="jupyter-zed")
+    plan = reconcile_plan([mine, stranger], {("alice", "gpu")}, {"alice", "bob"}, ACCOUNTS.get)
+    assert plan.cancel == {} and plan.skipped == []
+
+
+def test_reconcile_finds_the_legacy_cleaned_name_by_its_account():
+    legacy = job("30", "scip.ca:user=alice_lab,server=default,project=def-x", account=ACCOUNTS["alice+lab"])
+    people = {"alice+lab", "alice_lab"}
+    accounts = {**ACCOUNTS, "alice_lab": "jupyter-alice_lab"}
+    assert reconcile_plan([legacy], set(), people, accounts.get).cancel == {("alice+lab", "default"): ["30"]}
+    # its person's unnamed server (legacy `default`) runs: kept
+    assert reconcile_plan([legacy], {("alice+lab", "")}, people, accounts.get).cancel == {}
+    # the other candidate's server running does not keep it: the account says whose it is
+    assert reconcile_plan([legacy], {("alice_lab", "")}, people, accounts.get).cancel == {("alice+lab", "default"): ["30"]}
+
+
+def test_reconcile_logs_what_it_keeps_and_cancels_the_rest(caplog):
+    genuine = job("40", JobTags(user="alice", server=""), account="jupyter-alice")
+    crafted = job("41", JobTags(user="alice", server=""), account="jupyter-bob")
+    calls = []
+
+    class Transport:
+        async def run(self, argv, timeout=None):
+            calls.append(argv)
+            return "" if argv[0] == "scancel" else "{}"
+
+    cleanup = ARCCleanup(transport_for=lambda preset: Transport(), presets=["p"])
+    cleanup.queue = lambda preset: _async([genuine, crafted])
+    import asyncio
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        done = asyncio.run(cleanup.reconcile(set(), {"alice"}, ACCOUNTS.get))
+    assert done == {"p": ["40"]}
+    assert [a for a in calls if a[0] == "scancel"] == [["scancel", "40"]]
+    assert "keeps job 41" in caplog.text and "jupyter-bob" in caplog.text
+
+
+async def _async(value):
+    return value

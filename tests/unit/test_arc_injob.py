@@ -29,7 +29,7 @@ def test_job_script_snapshot():
 def test_job_script_asks_for_scheduler_client_and_workers():
     script = injob_script(spec(), payload_b64="x")
     assert "#SBATCH --ntasks=5" in script  # 3 workers + scheduler + client
-    assert "#SBATCH --comment=scip.ca:user=alice,server=default" in script
+    assert "#SBATCH --comment=scip.ca:user=alice,server=%64efault" in script  # a server named "default" (tags.py)
     assert "#SBATCH --job-name=scip-injob-alice-default" in script
     assert "srun --ntasks=5" in script
     assert "SLURMRunner" in script

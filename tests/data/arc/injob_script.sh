@@ -1,6 +1,6 @@
 #!/bin/bash
 #SBATCH --job-name=scip-injob-alice-default
-#SBATCH --comment=scip.ca:user=alice,server=default,project=def-smith,site=rorqual,jurisdiction=CA
+#SBATCH --comment=scip.ca:user=alice,server=%64efault,project=def-smith,site=rorqual,jurisdiction=CA
 #SBATCH --ntasks=5
 #SBATCH --cpus-per-task=2
 #SBATCH --mem-per-cpu=2048M
