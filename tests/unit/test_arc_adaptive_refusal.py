@@ -10,12 +10,10 @@ again 50 ms after each refusal, so every answer below is asked for many times.
 
 from __future__ import annotations
 
-import doctest
 import logging
 
 import pytest
 
-from scip_jupyter.allocations import ledger as ledger_module
 from scip_jupyter.allocations.burst import decide_burst
 from scip_jupyter.arc.cluster import ARCCluster
 from scip_jupyter.i18n import use_locale
@@ -147,21 +145,3 @@ def test_scale_refused_by_hand_still_raises(hub, logs):
         assert transport.calls["sbatch"] == 0 and not logs.lines("refused, nothing was submitted")
     finally:
         cluster.close()
-
-
-def test_ledger_helpers_doctests_pass():
-    result = doctest.testmod(ledger_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_ledger_unavailable_reason_never_names_the_database():
-    from sqlalchemy.exc import OperationalError
-
-    exc = OperationalError("SELECT 1", {}, Exception(
-        'connection to server at "10.0.0.5", port 5432 failed: password authentication failed for user "scip"'))
-    for language, words in (("en", "its database does not answer or is busy"),
-                            ("fr", "sa base de données ne répond pas ou est occupée")):
-        with use_locale(language):
-            reason = ledger_module.unavailable_reason(exc)
-        assert reason == words and "10.0.0.5" not in reason and "scip" not in reason
-
