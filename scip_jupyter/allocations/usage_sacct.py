@@ -1,4 +1,4 @@
-"""GPU-hours of Slurm jobs from Slurm's own accounting (`sacct --json`), into the ledger.
+"""GPU-hours of Slurm jobs from Slurm's own accounting (`sacct --json`, or `--parsable`), into the ledger.
 
 `SacctReconciler.run()` reads `sacct --json -X --allusers` for a window through the
 preset's transport (one door per external system), keeps the jobs our notebook
@@ -17,6 +17,18 @@ when it ends, so for jobs still running the comment is read from `squeue`.
 The account a job pays from is the allocations.yaml group whose `slurm_account`
 is the job's Slurm account (`group:<name>`), else none (recorded, not charged).
 Only presets with a local transport are read: automation nodes do not allow sacct.
+
+JSON or parsable. Not every sacct prints JSON (`--json` came in Slurm 21.08 and needs
+the serializer/json plugin, which some builds leave out). The first read on a cluster
+tries `--json`; when sacct refuses the option (or prints no JSON) the cluster is read
+with `--parsable` from then on, in this process (`SACCT_JSON` remembers it). Comments
+are free text their job's owner chose (`|`, newlines, tabs, anything), so the parsable
+read names its fields (`SACCT_FIELDS`, the comment last) and separates them with a
+delimiter made fresh for each read (`new_delimiter`): no comment written before the
+read can hold it, and each record ends with it (the trailing delimiter of `--parsable`)
+then a newline, so no text can shift a column or start a record. Job names are not
+read at all. Both reads give the same `SacctJob`s (a test compares them on the real
+Slurm); `squeue` for running jobs' comments is read the same way.
 """
 
 from __future__ import annotations
@@ -24,10 +36,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ..arc.tags import JobTags
+from ..arc.transport import SlurmCommandError
 from .ledger import Ledger, SlurmJobRecord, utcnow
 from ..catalog import MIG_SLICES
 from .quotas import Allocations
@@ -178,27 +193,142 @@ def _end(job: SacctJob) -> dt.datetime | None:
     return job.start + dt.timedelta(seconds=job.elapsed)
 
 
+def _local(t: dt.datetime) -> str:
+    """sacct reads -S/-E in local time: a naive UTC bound in this host's zone."""
+    return t.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def sacct_argv(since: dt.datetime, until: dt.datetime) -> list[str]:
-    """sacct reads -S/-E in local time: the naive UTC bounds are converted to this host's zone."""
-
-    def local(t: dt.datetime) -> str:
-        return t.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%dT%H:%M:%S")
-
-    return ["sacct", "--json", "-X", "--allusers", "-S", local(since), "-E", local(until)]
+    """`sacct --json` for every user's allocations (not steps) in [since, until)."""
+    return ["sacct", "--json", "-X", "--allusers", "-S", _local(since), "-E", _local(until)]
 
 
-def parse_squeue_comments(text: str) -> dict[str, str]:
-    """`squeue -h -r -o %i|%k` -> {job id: comment}; the comment is the last column (may hold `|`).
+#: What the parsable read asks sacct for, in this order: the comment (free text) last.
+SACCT_FIELDS = ("JobID", "User", "Account", "State", "Start", "End", "ElapsedRaw", "AllocTRES", "Comment")
 
-    >>> parse_squeue_comments("49_1|scip.ca:user=a,server=\\n50|\\n")
-    {'49_1': 'scip.ca:user=a,server=', '50': ''}
+
+def new_delimiter() -> str:
+    """A field delimiter no job's text holds: 64 random bits, made for one read (`|` and hex: no shell quoting)."""
+    return f"|{secrets.token_hex(8)}|"
+
+
+def sacct_parsable_argv(since: dt.datetime, until: dt.datetime, delimiter: str) -> list[str]:
+    """`sacct --parsable` (each record ends with the delimiter) with named fields, for a sacct without --json.
+
+    >>> sacct_parsable_argv(dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 2), "|d|")[:6]
+    ['sacct', '--parsable', '--noheader', '--delimiter=|d|', '--format=JobID,User,Account,State,Start,End,ElapsedRaw,AllocTRES,Comment', '-X']
     """
-    out = {}
-    for line in text.splitlines():
-        job_id, sep, comment = line.partition("|")
-        if sep and job_id.strip():
-            out[job_id.strip()] = comment.strip()
+    return ["sacct", "--parsable", "--noheader", f"--delimiter={delimiter}", f"--format={','.join(SACCT_FIELDS)}",
+            "-X", "--allusers", "-S", _local(since), "-E", _local(until)]
+
+
+def split_records(text: str, delimiter: str, fields: int) -> Iterable[list[str]]:
+    """Records of `fields` columns, each ended by `delimiter` + newline; one of another width is skipped.
+
+    A newline inside a field (a comment) does not end its record: only the delimiter does.
+
+    >>> list(split_records("1|d|a|b\\nc|d|\\n2|d||d|\\n", "|d|", 2))
+    [['1', 'a|b\\nc'], ['2', '']]
+    """
+    for record in text.split(delimiter + "\n"):
+        if not record.strip():
+            continue
+        columns = record.split(delimiter)
+        if len(columns) != fields:
+            logger.warning("skipping a Slurm record of %d fields, expected %d: %.200r", len(columns), fields, record)
+            continue
+        yield columns
+
+
+def _slurm_time(text: str) -> dt.datetime | None:
+    """sacct's local time (`2026-12-01T09:00:00`, or Unknown/None) -> naive UTC."""
+    try:
+        return dt.datetime.fromisoformat(text.strip()).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def _tres_gpus(tres: str) -> dict[str, int]:
+    """AllocTRES `cpu=1,gres/gpu:h100=1,gres/gpu=1,...` -> {flavour: count}, as `_gpus` reads the JSON.
+
+    >>> _tres_gpus("billing=1,cpu=1,gres/gpu:h100_1g.10gb=2,gres/gpu=2,mem=256M,node=1"), _tres_gpus("gres/gpu=1")
+    ({'h100_1g.10gb': 2}, {'': 1})
+    """
+    typed: dict[str, int] = {}
+    untyped = 0
+    for item in tres.split(","):
+        name, eq, count = item.strip().partition("=")
+        if not eq or not name.startswith("gres/gpu") or not count.strip().isdigit():
+            continue
+        if name == "gres/gpu":
+            untyped = int(count)
+        elif name.startswith("gres/gpu:"):
+            typed[name[9:]] = typed.get(name[9:], 0) + int(count)
+    if typed:
+        return typed
+    return {"": untyped} if untyped else {}
+
+
+def parse_sacct_parsable(text: str, delimiter: str) -> list[SacctJob]:
+    """Jobs from `sacct_parsable_argv(..., delimiter)`; the same `SacctJob`s `parse_sacct_json` gives.
+
+    >>> d = "|x|"
+    >>> row = ["7", "u", "def-a", "CANCELLED by 0", "2026-12-01T09:00:00", "2026-12-01T10:00:00", "3600",
+    ...        "cpu=1,gres/gpu:h100=2,gres/gpu=2", "scip.ca:user=ana,server=|\\n8|evil"]
+    >>> [(j.job_id, j.state, j.gpus, j.elapsed, j.comment) for j in parse_sacct_parsable(d.join(row) + d + "\\n", d)]
+    [('7', 'CANCELLED', {'h100': 2}, 3600, 'scip.ca:user=ana,server=|\\n8|evil')]
+    """
+    out = []
+    for columns in split_records(text, delimiter, len(SACCT_FIELDS)):
+        job_id, user, account, state, start, end, elapsed, tres, comment = columns
+        try:
+            state = (state.split() or [""])[0].rstrip("+")
+            out.append(SacctJob(
+                job_id=job_id.strip(), user=user.strip(), account=account.strip(),
+                comment="" if comment == "(null)" else comment, state=state, start=_slurm_time(start),
+                end=None if state in OPEN_STATES else _slurm_time(end), elapsed=int(elapsed.strip() or 0),
+                gpus=_tres_gpus(tres),
+            ))
+        except ValueError as exc:
+            logger.warning("skipping a sacct record that could not be read (%s)", exc)
     return out
+
+
+#: sacct's words when it cannot print JSON: no such option (before Slurm 21.08), or no JSON plugin.
+_NO_JSON = re.compile(r"unrecognized option|invalid option|json|serializer|data_parser|mime", re.IGNORECASE)
+
+
+def lacks_json(exc: Exception) -> bool:
+    """Does this failure of `sacct --json` mean this sacct has no JSON (rather than Slurm being down)?
+
+    >>> lacks_json(SlurmCommandError("c", ["sacct"], 1, "sacct: unrecognized option '--json'"))
+    True
+    >>> lacks_json(SlurmCommandError("c", ["sacct"], 1, "sacct: error: Invalid user id: 0")), lacks_json(ValueError("no JSON"))
+    (False, True)
+    """
+    if isinstance(exc, SlurmCommandError):
+        return bool(_NO_JSON.search(exc.stderr))
+    return isinstance(exc, ValueError)  # exit 0 but no JSON document: this sacct does not print one
+
+
+#: Does a cluster's sacct print JSON? Found by a cluster's first read, kept for this process:
+#: (transport kind, cluster, how it is reached) -> True (JSON) / False (parsable).
+SACCT_JSON: dict[tuple[str, str, str], bool] = {}
+
+
+def squeue_comments_argv(delimiter: str) -> list[str]:
+    """`squeue` of every job and array task: its id and comment, each record ended by the delimiter."""
+    return ["squeue", "-h", "-r", "-o", f"%i{delimiter}%k{delimiter}"]
+
+
+def parse_squeue_comments(text: str, delimiter: str) -> dict[str, str]:
+    """`squeue_comments_argv(delimiter)` -> {job id: comment}; a comment may hold `|` or newlines.
+
+    >>> parse_squeue_comments("49_1|d|scip.ca:user=a,server=|d|\\n50|d|x\\n51|y|d|\\n52|d|(null)|d|\\n", "|d|")
+    {'49_1': 'scip.ca:user=a,server=', '50': 'x\\n51|y', '52': ''}
+    """
+    return {job_id.strip(): "" if comment == "(null)" else comment
+            for job_id, comment in split_records(text, delimiter, 2) if job_id.strip()}
 
 
 @dataclass
@@ -213,9 +343,12 @@ class SacctReconciler:
     """Reads sacct for one preset's cluster and records our jobs' GPU intervals in the ledger."""
 
     def __init__(self, ledger: Ledger, preset, transport, allocations: Allocations | None,
-                 clock: Callable[[], dt.datetime] = utcnow, lookback: dt.timedelta = DEFAULT_LOOKBACK):
+                 clock: Callable[[], dt.datetime] = utcnow, lookback: dt.timedelta = DEFAULT_LOOKBACK,
+                 sacct_json: bool | None = None):
         self.ledger, self.preset, self.transport, self.allocations = ledger, preset, transport, allocations
         self.clock, self.lookback = clock, lookback
+        #: True: `sacct --json`; False: `--parsable`; None: as found by the cluster's first read (SACCT_JSON).
+        self.sacct_json = sacct_json
 
     def window(self) -> tuple[dt.datetime, dt.datetime]:
         now = self.clock()
@@ -223,20 +356,41 @@ class SacctReconciler:
         open_jobs = [j.started_at for j in self.ledger.slurm_jobs(self.preset.name, open_only=True) if j.started_at]
         return min([since, *open_jobs]), now + dt.timedelta(minutes=1)
 
+    def _sacct_key(self) -> tuple[str, str, str]:
+        t = self.transport
+        return (getattr(t, "kind", ""), getattr(t, "cluster", self.preset.name), t.describe())
+
     def read(self, since: dt.datetime, until: dt.datetime) -> list[SacctJob]:
-        text = self.transport.run_sync(sacct_argv(since, until), timeout=120)
-        return parse_sacct_json(text)
+        """Our window of sacct: JSON where this cluster's sacct prints it, else parsable (found once)."""
+        key = self._sacct_key()
+        use_json = self.sacct_json if self.sacct_json is not None else SACCT_JSON.get(key)
+        if use_json is not False:
+            try:
+                jobs = parse_sacct_json(self.transport.run_sync(sacct_argv(since, until), timeout=120))
+            except (SlurmCommandError, ValueError) as exc:
+                if use_json or not lacks_json(exc):
+                    raise
+                logger.warning("sacct on %s prints no JSON (%s): reading it with --parsable from now on",
+                               self.preset.name, exc)
+                SACCT_JSON[key] = False
+            else:
+                SACCT_JSON.setdefault(key, True)
+                return jobs
+        delimiter = new_delimiter()
+        text = self.transport.run_sync(sacct_parsable_argv(since, until, delimiter), timeout=120)
+        return parse_sacct_parsable(text, delimiter)
 
     def _running_comments(self, jobs: Iterable[SacctJob]) -> dict[str, str]:
         missing = [j.job_id for j in jobs if j.open and not j.comment]
         if not missing:
             return {}
+        delimiter = new_delimiter()
         try:
-            out = self.transport.run_sync(["squeue", "-h", "-r", "-o", "%i|%k"], timeout=60)
+            out = self.transport.run_sync(squeue_comments_argv(delimiter), timeout=60)
         except Exception as exc:  # noqa: BLE001 - running jobs are picked up at the next read
             logger.warning("squeue for running jobs' comments failed on %s: %s", self.preset.name, exc)
             return {}
-        return parse_squeue_comments(out)
+        return parse_squeue_comments(out, delimiter)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
         since, until = self.window()
