@@ -201,3 +201,56 @@ def test_reconcile_logs_what_it_keeps_and_cancels_the_rest(caplog):
 
 async def _async(value):
     return value
+
+
+def test_reconcile_cli_account_mapping_follows_its_options():
+    import argparse
+
+    from scip_jupyter.arc.jobs_cli import _account_mapping
+
+    args = argparse.Namespace(account_template="", account_prefix="jupyter-", hub=False)
+    assert _account_mapping(args)("student1") == "jupyter-student1"
+    assert _account_mapping(args)("Alice+lab@uni.ca") != _account_mapping(args)("alice_lab@uni.ca")  # identity.system_username
+    args.account_template = "{username}"
+    assert _account_mapping(args)("student1") == "student1"
+
+
+def test_hub_accounts_asks_once_per_person_in_chunks():
+    import http.server
+    import json
+    import threading
+    import urllib.parse
+
+    from scip_jupyter.arc.hub_hooks import HubAccounts
+    from scip_jupyter.identity_hub import MAX_ACCOUNT_NAMES
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            url = urllib.parse.urlparse(self.path)
+            names = urllib.parse.parse_qs(url.query).get("user", [])
+            seen.append((url.path, self.headers.get("Authorization"), len(names)))
+            body = json.dumps({"accounts": {n: f"jupyter-{n}" for n in names if n != "ghost"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        accounts = HubAccounts(f"http://127.0.0.1:{server.server_port}/hub/api", "tok")
+        people = [f"p{i}" for i in range(MAX_ACCOUNT_NAMES + 5)] + ["ghost"]
+        accounts.prefetch(people)
+        assert accounts.requests == 2 and [n for _, _, n in seen] == [MAX_ACCOUNT_NAMES, 6]
+        assert {p for p, _, _ in seen} == {"/hub/api/scip/accounts"} and {a for _, a, _ in seen} == {"token tok"}
+        assert accounts("p3") == "jupyter-p3" and accounts("ghost") is None
+        accounts.prefetch(people)
+        assert accounts.requests == 2  # known: not asked again
+        assert accounts("new") == "jupyter-new" and accounts.requests == 3
+    finally:
+        server.shutdown()
