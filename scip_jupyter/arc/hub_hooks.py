@@ -1,16 +1,22 @@
-"""Hub side of "no orphaned jobs": cancel Slurm jobs by their tags.
+"""Hub side of "no orphaned jobs": cancel Slurm jobs by their tags and owning account.
 
 The server extension cancels its own jobs when it stops cleanly. This module
 covers the rest, without trusting any registry file (a `kill -9` can lose it):
 
 * `post_stop_hook(spawner)` (set as `c.Spawner.post_stop_hook`): when a server
   stops, dies or is culled, cancel every job whose `--comment` tags name that
-  user and server.
-* `reconcile(running, only_users)`: cancel every tagged job whose server is not
-  running. Run at hub start-up (and periodically) by the `scip-arc-reconcile`
-  hub service (`scip-jupyter arc reconcile --hub`), which asks the hub API which
-  servers run. Only jobs of users the hub knows are considered: jobs tagged for
+  user and server and that runs as the person's account (`slurm_account`).
+* `reconcile(running, only_users, account_of)`: cancel every tagged job whose
+  server is not running and that runs as its tagged person's account
+  (`account_of`: the hub's mapping, `HubAccounts`); a job whose tags name alice
+  but which runs as bob's account is logged and kept. Run at hub start-up (and
+  periodically) by the `scip-arc-reconcile` hub service (`scip-jupyter arc
+  reconcile --hub`), which asks the hub API which servers run and whose account
+  is whose. Only jobs of users the hub knows are considered: jobs tagged for
   anyone else (another hub, a notebook outside any hub) are not this hub's to cancel.
+
+Legacy tags (tags.py) name every server they may have come from; a job is
+cancelled only when none of them runs.
 
 The hub reaches each cluster through the preset's transport. This only works
 where the hub's account may cancel users' jobs: the local Slurm (hub as root or
