@@ -181,16 +181,31 @@ class HomeHandler(_ScipPage):
             except Exception:
                 pass
         started = spawner.orm_spawner.started if spawner.orm_spawner is not None else None
-        ledger = self._ledger()
         holding, allocations, chart, error = None, [], [], ""
-        if ledger is not None:
-            result, error = await _bounded(asyncio.to_thread(self._allocation_data, ledger, user, groups, now),
+        if self.scip.get("allocations_path") and self.scip.get("ledger_url"):
+            result, error = await _bounded(asyncio.to_thread(self._allocation_data, user, groups, now),
                                            _("The allocation ledger"))
             if result is not None:
                 holding, allocations, chart = result
         return model.server_card(state, name, slug, started, holding, now, user.url), allocations, chart, error
 
-    def _allocation_data(self, ledger, user, groups, now):
+    def _allocation_data(self, user, groups, now):
+        """What the page shows of the allocation; a ledger that cannot be read says why in words
+        (its database's own error names its host and port: the log has it, the page does not)."""
+        from ..allocations.ledger import unavailable_reason
+
+        try:
+            return self._allocation_figures(self._ledger(), user, groups, now)
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            log.warning("home page: the allocation ledger failed: %r", exc)
+            raise RuntimeError(_("The allocation ledger is not available now ({reason})").format(
+                reason=unavailable_reason(exc))) from None
+
+    def _allocation_figures(self, ledger, user, groups, now):
         from ..allocations.policy import course_account, group_account
         from ..allocations.quotas import cached_allocations
 
