@@ -27,6 +27,11 @@ folder — never `sacct`, which automation nodes forbid:
 The job needs the same Python environment as the notebook (dask, distributed,
 dask-jobqueue, cloudpickle) at `python` on the cluster.
 
+Every transport works: local (the same files), ssh (the automation node's
+`cat`), and rest (slurmrestd cannot read files, so the run folder is on storage
+this server shares with the cluster, and a handshake proves it before anything
+runs: injob_folder.py says where and how).
+
 Secured (issue 9): compute nodes are shared with other people, so the batch
 step first makes temporary TLS credentials (`Security.temporary()`, one
 self-signed certificate per run) in the run folder, which only the person's
@@ -50,9 +55,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
+from .injob_folder import HANDSHAKE, UNSHARED_EXIT, RunFolder
 from .poller import JobPoller
 from .registry import JobRegistry
 from .states import JobState, Phase, scancel_argv
@@ -64,6 +70,7 @@ STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED, LOG = "status.json", "result.b64", 
 TLS_CERT, TLS_KEY = "tls-cert.pem", "tls-key.pem"
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
 _SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.:,=@%/+-]*$")
+_HEX = re.compile(r"^[0-9a-f]*$")
 
 
 class InJobFailed(RuntimeError):
@@ -220,6 +227,7 @@ class InJobSpec:
     extra_directives: tuple[str, ...] = ()
     prologue: tuple[str, ...] = ()  # the preset's job_script_prologue (module loads, ...)
     scheduler_options: dict = field(default_factory=dict)
+    handshake: str = ""  # shared run folders (rest): what the job must find in it before it runs anything
 
     def __post_init__(self):
         if not 1 <= self.workers <= 1000:
@@ -238,6 +246,8 @@ class InJobSpec:
                 raise ValueError(f"extra_directives: {d!r} is not a single --option[=value]")
         if "\n" in self.run_dir or "'" in self.run_dir:
             raise ValueError(f"run_dir: {self.run_dir!r} may not contain newlines or quotes")
+        if not _HEX.match(self.handshake):
+            raise ValueError(f"handshake: {self.handshake!r} is not allowed; allowed: lowercase hexadecimal digits")
 
     @property
     def ntasks(self) -> int:
@@ -263,12 +273,15 @@ def injob_script(spec: InJobSpec, payload_b64: str, driver: str = DRIVER) -> str
     header = "\n".join(f"#SBATCH {d}" for d in directives)
     options = json.dumps(spec.scheduler_options)
     prologue = "".join(line + "\n" for line in spec.prologue)
+    handshake = (  # a folder the notebook cannot see would never bring results back: run nothing
+        f"""[ "$(cat "$RUN/{HANDSHAKE}" 2>/dev/null)" = '{spec.handshake}' ] || exit {UNSHARED_EXIT}  # not the notebook's folder\n"""
+        if spec.handshake else "")
     return f"""#!/bin/bash
 {header}
 # SCIP in-job Dask run: task 0 scheduler, task 1 client (your code), tasks 2+ workers.
 RUN='{spec.run_dir}'
 case "$RUN" in /*) ;; *) RUN="$HOME/$RUN" ;; esac
-umask 077  # the run folder, its TLS key and results: this account only
+{handshake}umask 077  # the run folder, its TLS key and results: this account only
 mkdir -p "$RUN" && chmod 700 "$RUN" && cd "$RUN" || exit 3
 exec >>"$RUN/{LOG}" 2>&1
 trap 'echo "$(date -Is) stopped by a signal" > "$RUN/{SIGNALLED}"' TERM
@@ -339,8 +352,12 @@ class InJobStatus:
         return self.phase.finished
 
 
-def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | None], cancelled: bool) -> InJobStatus:
-    """The run's status from Slurm's view (None when not in squeue) and the files it wrote. Pure."""
+def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | None], cancelled: bool,
+                  unshared: str = "") -> InJobStatus:
+    """The run's status from Slurm's view (None when not in squeue) and the files it wrote. Pure.
+
+    `unshared` (shared run folders): the reason given when the job ended without touching its
+    folder at all (not even `job.log`), i.e. it did not find the notebook's handshake there."""
     progress = {}
     if files.get(STATUS):
         try:
@@ -363,6 +380,9 @@ def decide_status(job_id: str, queued: JobState | None, files: dict[str, str | N
         return InJobStatus(queued.phase, reason=queued.reason_text if queued.phase is Phase.PENDING else "", start=queued.start, **common)
     if cancelled:
         return InJobStatus(Phase.CANCELLED, reason="cancelled from the notebook", **common)
+    touched = any(files.get(name) is not None for name in (STATUS, EXIT_CODE, SIGNALLED, LOG))
+    if unshared and not touched and (queued is None or queued.phase in (Phase.FAILED, Phase.COMPLETED)):
+        return InJobStatus(Phase.FAILED, reason=unshared, **common)
     if queued is not None and queued.phase in (Phase.CANCELLED, Phase.TIMEOUT, Phase.FAILED):
         return InJobStatus(queued.phase, reason=f"Slurm: {queued.slurm_state} {queued.reason}".strip(), **common)
     if files.get(SIGNALLED):
@@ -430,13 +450,13 @@ class InJobRun:
             raise ARCRequestError("workers", "an in-job run needs at least one worker", ["1.."])
         self.payload = encode_payload(func, args, kwargs, script)
         self.run_id = uuid.uuid4().hex[:12]
-        local = self.transport.kind == "local"
-        base = base_dir or (str(Path.home() / ".scip" / "injob") if local else ".scip/injob")
+        # where the job writes and how this server reads it back (rest: a shared folder, or refused here)
+        self.folder = RunFolder.for_run(p, self.transport, user, self.run_id, base_dir)
         tags = tags or replace(
             JobTags.from_environment(project=req.account, site=p.site, jurisdiction=p.jurisdiction), user=user
         )
         self.spec = InJobSpec(
-            run_dir=str(PurePosixPath(base) / self.run_id),
+            run_dir=self.folder.path,
             tags=tags,
             workers=req.workers,
             cpus_per_task=req.cores,
@@ -447,6 +467,7 @@ class InJobRun:
             account=req.account,
             prologue=tuple(p.job_script_prologue),
             scheduler_options=dict(scheduler_options or {}),
+            handshake=self.folder.handshake,
         )
         self.registry = registry if registry is not None else JobRegistry.default()
         self.poller = poller or JobPoller(self.transport, cluster=p.name)
@@ -459,6 +480,7 @@ class InJobRun:
     async def asubmit(self) -> str:
         if self.job_id is not None:
             raise RuntimeError(f"already submitted as job {self.job_id}")
+        self.folder.prepare()  # a shared folder: the handshake the job checks first
         self.submitted_at = datetime.now(timezone.utc)
         out = await self.transport.run(["sbatch", "--parsable"], stdin=injob_script(self.spec, self.payload))
         self.job_id = out.strip().split(";")[0]  # "--parsable" prints "id" or "id;cluster"
@@ -471,13 +493,16 @@ class InJobRun:
     async def astatus(self) -> InJobStatus:
         self._need_job()
         files = {name: await self._read(name) for name in (STATUS, RESULT, ERROR, EXIT_CODE, SIGNALLED)}
+        if self.folder.exists(LOG):  # the job reached its folder (shared folders: checked for free)
+            files[LOG] = ""
         queued = None
         if files[RESULT] is None and files[ERROR] is None:
             jobs = await self.poller.jobs()
             queued = next((j for j in jobs if j.job_id == self.job_id), None)
             if queued is None and self.poller.listed_at() < self.submitted_at:
                 queued = JobState(job_id=self.job_id, phase=Phase.PENDING, reason="submitted")
-        status = decide_status(self.job_id, queued, files, self._cancelled)
+        unshared = self.folder.unshared_reason() if self.folder.access == "shared" else ""
+        status = decide_status(self.job_id, queued, files, self._cancelled, unshared)
         if status.finished:
             self.registry.forget(self.job_id)
         return status
@@ -532,25 +557,11 @@ class InJobRun:
             raise RuntimeError("not submitted yet: call .submit() first")
 
     def path(self, name: str) -> str:
-        return str(PurePosixPath(self.spec.run_dir) / name)
+        return self.folder.file(name)
 
     async def _read(self, name: str) -> str | None:
         """A run-folder file's text, or None when it does not exist (yet)."""
-        if getattr(self.transport, "kind", "") == "local":
-            p = Path(self.path(name)).expanduser()
-            try:
-                return p.read_text()
-            except FileNotFoundError:
-                return None
-        # remote: automation nodes allow `cat`; a missing file is a failed command
-        from .transport import SlurmCommandError
-
-        try:
-            return await self.transport.run(["cat", self.path(name)])
-        except SlurmCommandError as exc:
-            if "No such file" in str(exc):
-                return None
-            raise
+        return await self.folder.read(name)
 
     def __repr__(self) -> str:
         return f"<InJobRun {self.run_id} preset={self.preset.name} job={self.job_id or '-'} workers={self.spec.workers}>"

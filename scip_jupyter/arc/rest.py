@@ -14,6 +14,12 @@ local and ssh transports, so ARCCluster works over it unchanged:
 - `scancel ID...` becomes one `DELETE /slurm/<v>/job/<id>` per id. Slurm itself
   refuses another person's job.
 
+In-job runs (injob.py) work over it too. slurmrestd runs no other command, so
+it cannot read the files such a run writes (the ssh transport uses the
+automation node's `cat`): their run folder is on storage this server shares
+with the cluster, read here directly, and a handshake in it proves it is shared
+before the job runs anything (injob_folder.py).
+
 Credentials: `credentials` is a `TokenSource` returning the person's
 `SlurmToken` (user name + JWT + expiry). The transport asks again before the
 token expires (`renew_margin`) and once more when slurmrestd answers 401, so a

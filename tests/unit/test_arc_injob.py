@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from scip_jupyter.arc.injob import ERROR, EXIT_CODE, RESULT, SIGNALLED, STATUS, InJobSpec, decide_status, encode_payload, injob_script
+from scip_jupyter.arc.injob import (ERROR, EXIT_CODE, LOG, RESULT, SIGNALLED, STATUS, InJobSpec, decide_status, encode_payload,
+                                    injob_script)
+from scip_jupyter.arc.injob_folder import HANDSHAKE, UNSHARED_EXIT, RunFolder
 from scip_jupyter.arc.states import JobState, Phase
 from scip_jupyter.arc.tags import JobTags
 
@@ -131,3 +133,121 @@ def test_request_breaking_the_preset_is_refused_before_sbatch(tmp_path, request_
         InJobRun(len, **kwargs)
     assert field in str(err.value)
     assert transport.argvs == []
+
+
+# ------------------------------------------------------------------ over the rest transport: a shared run folder
+
+
+def test_job_script_with_a_handshake_checks_it_before_anything_else():
+    script = injob_script(spec(run_dir="/scratch/alice/.scip/injob/abc123", handshake="0f" * 16), payload_b64="x")
+    check = f"""[ "$(cat "$RUN/{HANDSHAKE}" 2>/dev/null)" = '{"0f" * 16}' ] || exit {UNSHARED_EXIT}"""
+    assert check in script
+    assert script.index(check) < script.index("umask 077") < script.index("mkdir -p")  # nothing written before it
+    assert HANDSHAKE not in injob_script(spec(), payload_b64="x")  # local and ssh: as before (snapshot)
+
+
+@pytest.mark.parametrize("handshake", ["'; rm -rf ~; '", "ABC", "12 34"])
+def test_handshake_is_hexadecimal_only(handshake):
+    with pytest.raises(ValueError, match="handshake"):
+        spec(handshake=handshake)
+
+
+@pytest.mark.parametrize(
+    "kind, base_dir, path, handshake",
+    [
+        ("local", None, str(Path.home() / ".scip" / "injob" / "r1"), False),
+        ("ssh", None, ".scip/injob/r1", False),  # the job resolves it in the cluster home; read with `cat`
+        ("rest", None, str(Path.home() / ".scip" / "injob" / "r1"), True),  # shared: absolute, proved by a handshake
+        ("rest", "/shared/runs", "/shared/runs/r1", True),
+    ],
+)
+def test_run_folder_per_transport(kind, base_dir, path, handshake):
+    from types import SimpleNamespace
+
+    from scip_jupyter.arc.presets import example_preset
+
+    folder = RunFolder.for_run(example_preset(), SimpleNamespace(kind=kind), "alice", "r1", base_dir)
+    assert folder.path == path
+    assert folder.access == {"local": "local", "ssh": "cat", "rest": "shared"}[kind]
+    assert bool(folder.handshake) == handshake and (not handshake or len(folder.handshake) == 32)
+
+
+def rest_run(tmp_path, **kwargs):
+    from scip_jupyter.arc.injob import InJobRun
+    from scip_jupyter.arc.registry import JobRegistry
+
+    transport = CountingTransport()
+    transport.kind = "rest"
+    run = InJobRun(len, preset="local-injob", presets=kwargs.pop("presets", None) or in_job_presets(), transport=transport,
+                   registry=JobRegistry(tmp_path / "r.sqlite"), user="alice", **kwargs)  # fmt: skip
+    return run, transport
+
+
+@pytest.mark.parametrize("why", ["relative base_dir", "scratch not mounted"])
+def test_rest_without_a_folder_both_see_is_refused_before_sbatch(tmp_path, why):
+    from scip_jupyter.arc.presets import ARCRequestError, PresetFile
+
+    kwargs = {"base_dir": "runs"} if why == "relative base_dir" else {"presets": PresetFile(clusters=[
+        in_job_presets().get("local-injob").model_copy(update={"storage": {"scratch": str(tmp_path / "absent/{user}")}})])}
+    with pytest.raises(ARCRequestError) as err:
+        rest_run(tmp_path, **kwargs)
+    assert err.value.field == "base_dir"
+    assert "base_dir= a folder this server and the cluster both see" in str(err.value) and "transport ssh" in str(err.value)
+
+
+def test_rest_run_folder_is_the_presets_scratch_and_gets_a_private_handshake(tmp_path):
+    import asyncio
+    import stat
+
+    from scip_jupyter.arc.presets import PresetFile
+
+    (tmp_path / "scratch" / "alice").mkdir(parents=True)
+    preset = in_job_presets().get("local-injob").model_copy(update={"storage": {"scratch": str(tmp_path / "scratch/{user}")}})
+    run, transport = rest_run(tmp_path, presets=PresetFile(clusters=[preset]))
+    assert run.spec.run_dir == str(tmp_path / "scratch" / "alice" / ".scip" / "injob" / run.run_id)
+    asyncio.run(run.asubmit())
+    folder = Path(run.spec.run_dir)
+    assert (folder / HANDSHAKE).read_text().strip() == run.spec.handshake
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE((folder / HANDSHAKE).stat().st_mode) == 0o600
+    (argv,) = transport.argvs  # one sbatch; the handshake went into the folder, not through Slurm
+    assert argv == ["sbatch", "--parsable"]
+
+
+UNSHARED = "the job did not find the run folder"
+
+
+@pytest.mark.parametrize(
+    "queued, files, phase, words",
+    [
+        (None, NOFILES, Phase.FAILED, UNSHARED),  # ran nothing, left the queue: the folder is not shared
+        (q(Phase.FAILED, "NonZeroExitCode"), NOFILES, Phase.FAILED, UNSHARED),
+        (q(Phase.PENDING, "Priority"), NOFILES, Phase.PENDING, "higher-priority"),  # not started yet: wait
+        (q(Phase.TIMEOUT, state="TIMEOUT"), NOFILES, Phase.TIMEOUT, "TIMEOUT"),
+        (None, {LOG: ""}, Phase.UNKNOWN, "left the queue"),  # it reached the folder: another story
+        (None, {EXIT_CODE: "1", LOG: ""}, Phase.FAILED, "exited with status 1"),
+        (None, {RESULT: "abc"}, Phase.COMPLETED, ""),
+    ],
+)  # fmt: skip
+def test_status_of_a_shared_folder_says_when_the_job_never_found_it(queued, files, phase, words):
+    st = decide_status("7", queued, files, False, unshared=f"{UNSHARED} (/x)")
+    assert st.phase is phase
+    assert words in f"{st.reason} {st.message}"
+
+
+def test_unshared_reason_in_french(tmp_path):
+    from scip_jupyter.i18n import use_locale
+
+    run, _transport = rest_run(tmp_path, base_dir=str(tmp_path / "runs"))
+    with use_locale("fr"):
+        reason = run.folder.unshared_reason()
+    assert reason.startswith(f"la tâche n’a pas trouvé le dossier de l’exécution écrit par ce serveur ({run.spec.run_dir})")
+    assert "'local-injob'" in reason and "transport ssh" in reason
+
+
+def test_injob_folder_doctests():
+    import doctest
+
+    from scip_jupyter.arc import injob_folder
+
+    result = doctest.testmod(injob_folder, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
