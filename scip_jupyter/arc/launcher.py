@@ -230,17 +230,20 @@ class LauncherModel(HasTraits):
             raise self._refusals[preset]
 
     def _first_valid(self, choices: dict[str, Any]) -> ValidRequest:
-        """The request on the first available preset whose defaults validate (as the spawn form picks
-        the first profile that can start); with none available, the first that validates at all, so
-        the form still shows every preset greyed with its reason."""
+        """The request with `choices` on the first available preset whose defaults validate (as the
+        spawn form picks the first profile that can start); with none available, the first whose
+        defaults validate at all, so the form still shows every preset greyed with its reason. A bad
+        choice raises on that preset: it never moves the model to another one."""
         names = self.presets.names()
         ordered = [n for n in names if n not in self._refusals] + [n for n in names if n in self._refusals]
         first_error: ARCRequestError | None = None
         for name in ordered:
             try:
-                return self._validated(name, self._defaults(name) | choices)
+                self._validated(name, self._defaults(name))
             except ARCRequestError as exc:
                 first_error = first_error or exc
+                continue
+            return self._validated(name, self._defaults(name) | choices)
         raise first_error
 
     def available_presets(self) -> list[str]:

@@ -137,6 +137,14 @@ def test_asking_for_a_greyed_preset_by_name_is_refused():
         model({}, preset="nowhere")
 
 
+def test_a_bad_first_choice_is_refused_on_the_default_preset_not_moved_elsewhere():
+    wide = example_preset(name="wide", walltime={"tiers": ["03:00:00"], "maximum": "9-00:00:00"})
+    with pytest.raises(ARCRequestError) as info:
+        LauncherModel(PresetFile(clusters=[example_preset(), wide]), accounts=accounts, user="alice",
+                      data_jurisdictions={}, walltime="8-00:00:00")
+    assert info.value.field == "walltime" and "cluster 'demo'" in str(info.value)
+
+
 def test_nothing_available_shows_every_preset_greyed_and_launch_refused():
     Launched.calls.clear()
     m = model({"lab-qc": "CA-QC"})
