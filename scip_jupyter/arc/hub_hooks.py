@@ -78,7 +78,8 @@ def leftovers_of(
             j.array_job_id
             for j in jobs
             if _ours(j)
-            and (not account or j.user == account)
+            # no account to check: a legacy cleaned name (alice_lab for alice+lab) may be someone else's
+            and (j.user == account if account else tagged_user(j.comment) == user)
             and names_server(j.comment, user, server)
             and not any(names_server(j.comment, user, o) for o in others)
         }
@@ -128,6 +129,10 @@ def reconcile_plan(
                 plan.skipped.append((j.job_id, f"tagged for {tagged} but runs as {j.user or '?'} ({wanted})"))
                 continue
             people = owners
+        else:  # tags alone: only the exact name (a legacy cleaned one may be several people)
+            people = [p for p in people if p == tagged]
+            if not people:
+                continue
         if any(names_server(j.comment, p, s) for p in people for (u, s) in running if u == p):
             continue
         server = j.tags.server if j.tags is not None else "default"

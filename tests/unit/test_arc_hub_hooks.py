@@ -254,3 +254,12 @@ def test_hub_accounts_asks_once_per_person_in_chunks():
         assert accounts("new") == "jupyter-new" and accounts.requests == 3
     finally:
         server.shutdown()
+
+
+def test_without_an_account_a_legacy_cleaned_name_never_stands_for_another_person():
+    legacy = job("50", "scip.ca:user=alice_lab,server=gpu", account="root")
+    assert leftovers_of([legacy], "alice+lab", "gpu") == []  # may be alice_lab's: no account says otherwise
+    assert leftovers_of([legacy], "alice_lab", "gpu") == ["50"]
+    assert leftovers_of([legacy], "alice+lab", "gpu", account="root") == ["50"]  # the account says whose
+    assert orphans_of([legacy], set(), {"alice+lab"}) == {}
+    assert orphans_of([legacy], set(), {"alice+lab", "alice_lab"}) == {("alice_lab", "gpu"): ["50"]}
