@@ -125,8 +125,8 @@ def reconcile_plan(
             accounts = {p: account_of(p) for p in people}
             owners = [p for p in people if accounts[p] and accounts[p] == j.user]
             if not owners:
-                wanted = ", ".join(f"{p}: {accounts[p] or 'no account'}" for p in people)
-                plan.skipped.append((j.job_id, f"tagged for {tagged} but runs as {j.user or '?'} ({wanted})"))
+                wanted = ", ".join(f"{p!r}: {accounts[p] or 'no account'}" for p in people)
+                plan.skipped.append((j.job_id, f"tagged for {tagged!r} but runs as {j.user or '?'} ({wanted})"))
                 continue
             people = owners
         else:  # tags alone: only the exact name (a legacy cleaned one may be several people)
