@@ -419,7 +419,7 @@ CONFIG_CASES = [
     ({"python": "/usr/bin/python3"}, {}, ["/usr/bin/python3 -m distributed.cli.dask_worker"], [], []),
     ({"shebang": "#!/bin/bash"}, {}, ["#!/bin/bash\n"], [], []),
     ({"job-cpu": 3}, {}, ["--cpus-per-task=3"], [], []),
-    ({"job-mem": "999TiB"}, {}, ["--mem=512M"], ["999"], ["jobqueue.slurm.job-mem"]),
+    ({"job-mem": "999TiB"}, {}, ["--mem=512M"], ["999T", "999TiB"], ["jobqueue.slurm.job-mem"]),
     ({"worker-command": "distributed.cli.dask_spec"}, {}, ["-m distributed.cli.dask_spec"], [], []),
 ]
 
