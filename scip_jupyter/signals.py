@@ -16,6 +16,11 @@ exponential back-off (polls after up to 0.1, 0.2, 0.4, 0.8 s). So:
   service's own `finally` and `except KeyboardInterrupt` still run), and once
   it returns the process leaves with `os._exit` after flushing its logs,
   skipping the interpreter's teardown.
+- `end_with_hub()` (called by `stop_on_signals()` in a hub-managed service): a
+  hub killed with SIGKILL (an OOM kill, `kill -9`) cannot stop its services,
+  which run in sessions of their own; the kernel sends each SIGTERM when the
+  hub dies (Linux `PR_SET_PDEATHSIG`), so the restarted hub's services never
+  meet an orphaned copy holding their ports and ledgers.
 - `stop_services_together()`: the hub signals every managed service at once
   when it stops and waits for them together, polling every 20 ms; JupyterHub's
   own one-by-one stop then finds each already gone.
@@ -56,11 +61,41 @@ def _leave_now() -> None:  # atexit: after the service's own clean-up, skip the 
 
 
 def stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, and the process then leave at once."""
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, and the process then leave at once.
+
+    A hub-managed service (JupyterHub sets JUPYTERHUB_SERVICE_NAME) also ends when its hub dies.
+    """
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     atexit.unregister(_leave_now)
     atexit.register(_leave_now)
+    if os.environ.get("JUPYTERHUB_SERVICE_NAME"):
+        end_with_hub()
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def end_with_hub(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel for `sig` when the parent (the hub that started this service) dies.
+
+    Returns False where that cannot be asked (not Linux). If the hub is already gone
+    (re-parented to init), the signal is raised at once.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() == 1:  # the hub died before we asked
+        os.kill(os.getpid(), sig)
+    return True
 
 
 async def signal_services_together(services, grace: float = SERVICES_GRACE, poll: float = POLL) -> list:

@@ -144,3 +144,54 @@ def test_embedded_hub_stops_its_services_together():
     stop_services_together()  # once per process
     assert JupyterHub._scip_services_together
     assert JupyterHub.cleanup.__qualname__.startswith("stop_services_together")
+
+
+_FAKE_HUB = r"""
+import os, subprocess, sys
+# as JupyterHub's LocalProcessSpawner starts a managed service: its own session, the hub's env
+proc = subprocess.Popen(sys.argv[1:], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+print(proc.pid, flush=True)
+for line in proc.stderr:  # until the service's first pass has run
+    if "nothing cancelled" in line:
+        print("ready", flush=True)
+        break
+sys.stdin.read()  # until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("managed", [True, False])
+def test_a_managed_service_ends_when_its_hub_is_killed(tmp_path, managed):
+    """`kill -9` of the hub cannot stop its services (own sessions): a managed one ends by itself
+    (PR_SET_PDEATHSIG), so a restarted hub never meets an orphaned copy. The same command run by
+    hand (no JUPYTERHUB_SERVICE_NAME) is not tied to its parent."""
+    env = dict(os.environ, JUPYTERHUB_API_URL=f"http://127.0.0.1:{free_port()}/hub/api",
+               JUPYTERHUB_API_TOKEN="not-a-real-token", SCIP_ARC_REGISTRY=str(tmp_path / "jobs.sqlite"))
+    env.pop("JUPYTERHUB_SERVICE_NAME", None)
+    if managed:
+        env["JUPYTERHUB_SERVICE_NAME"] = "scip-arc-reconcile"
+    hub = subprocess.Popen(
+        [sys.executable, "-c", _FAKE_HUB, sys.executable, "-m", "scip_jupyter.cli", "arc", "reconcile", "--hub",
+         "--every", "300", "--preset", "local-slurm"],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    service = int(hub.stdout.readline())
+    try:
+        assert hub.stdout.readline().strip() == "ready"
+        assert _alive(service)
+        hub.kill()
+        hub.wait()
+        deadline = time.monotonic() + 30
+        while _alive(service) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(service) is (not managed)
+    finally:
+        if _alive(service):
+            os.kill(service, signal.SIGKILL)
