@@ -35,6 +35,10 @@ is refused (`CONFLICTS`).
 The courses service runs in the hub pod; the proxy reaches it at the pod's IP
 ($SCIP_POD_IP, from the downward API in the chart's values) on the fixed port
 `coursesService.port`, which the chart's hub NetworkPolicy opens to the proxy.
+The students' homes are PVCs the hub pod does not mount: each student's own
+server reports its course progress to that same address
+($SCIP_COURSES_SERVICE_URL; the chart's singleuser NetworkPolicy egress opens
+it), and the service keeps the last report on the hub's PVC (docs/courses.md).
 
 Tests load this file with a fake `z2jh.get_config` (tests/unit/test_helm_chart.py)
 and boot a real hub with it from the rendered chart (tests/integration/test_kube_chart_hub.py).

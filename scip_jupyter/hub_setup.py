@@ -70,15 +70,18 @@ class Wiring:
     services: list = field(default_factory=list)
 
 
-#: The courses service's name (courses.hub.SERVICE_NAME).
-COURSES_SERVICE = "scip-courses"
+#: JupyterHub's default `server` role: what a server's own token holds unless configured.
+DEFAULT_SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
 
 
-def _service_url(wiring: "Wiring", name: str, url: str) -> None:
-    """Point a hub service at `url` (where it listens and where the proxy reaches it)."""
-    for service in wiring.services:
-        if service.get("name") == name:
-            service["url"] = url
+def add_server_token_scopes(c, *scopes: str) -> None:
+    """Add `scopes` to every server's own token ($JUPYTERHUB_API_TOKEN), keeping what is configured.
+
+    JupyterHub leaves out of a server's token any scope its owner does not hold,
+    so a scope granted by a role to some people reaches only their servers.
+    """
+    current = list(c.Spawner.server_token_scopes) if "server_token_scopes" in c.Spawner else list(DEFAULT_SERVER_TOKEN_SCOPES)
+    c.Spawner.server_token_scopes = current + [s for s in scopes if s not in current]
 
 
 #: Features wired after the core ones: `feature(c, setup, wiring) -> None`.
@@ -117,14 +120,11 @@ def configure(c, setup: HubSetup) -> Wiring:
             groups=wiring.groups,
             roles=wiring.roles,
             services=wiring.services,
-            homes=setup.homes,
             service_port=port,
             service_token=setup.courses_service_token or secrets.token_hex(32),
             public_url=setup.public_url,
+            service_ip=setup.courses_service_ip,  # where it listens, the proxy and the servers reach it
         )
-
-        if setup.courses_service_ip != "127.0.0.1":
-            _service_url(wiring, COURSES_SERVICE, f"http://{setup.courses_service_ip}:{port}")
 
     # 3. ARC clean-up: post-stop hook and the reconcile service
     from .arc.hub_hooks import configure_hub as configure_arc

@@ -6,8 +6,9 @@ Pure builders first (tested without a hub):
   `course-<id>-students` and `course-<id>-instructors`;
 - `hub_roles(registry, service)` -> `c.JupyterHub.load_roles` entries: per course an
   instructor role whose scopes are filtered to the course's students group
-  (`access:servers!group=course-<id>-students`, ...). Students get no role: the
-  default `user` role reaches only their own things;
+  (`access:servers!group=course-<id>-students`, ...), and per course a student
+  role on the students group that only lets their servers report progress to the
+  service (`access:services!service=scip-courses`);
 - `extra_profiles(...)` -> the profiles a user's *active* courses grant
   (SCIPSpawnerMixin.scip_extra_profiles calls it), so an ended course stops
   granting its profile at once, without a hub restart.
@@ -15,8 +16,10 @@ Pure builders first (tested without a hub):
 `configure(c, ...)` applies all of it to a JupyterHub config (one call from
 hub_config/local.py): groups and roles at hub start, the launch-link handler
 (launch.py), the instructor view service (service.py) that also keeps the
-groups in step with the registry while the hub runs, and the environment the
-single-user servers need (`SCIP_COURSES_FILE`).
+groups in step with the registry while the hub runs, and what the
+single-user servers need: `SCIP_COURSES_FILE`, the service's URL
+(`SCIP_COURSES_SERVICE_URL`) and `access:services!service=scip-courses` in their
+own token, with which they report their course progress (reports.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from typing import Iterable, Mapping
 
 from ..config import ConfigError
 from ..i18n import _
+from ..hub_setup import add_server_token_scopes
 from .registry import COURSES_ENV, Registry, cached_registry
+from .reports import DEFAULT_STORE_NAME, REPORTS_ENV, SERVICE_URL_ENV
 
 log = logging.getLogger("scip.courses")
 
@@ -89,6 +94,33 @@ def hub_roles(registry: Registry, service: str = SERVICE_NAME) -> list[dict]:
         }
         for c in registry.courses
     ]
+
+
+def student_roles(registry: Registry, service: str = SERVICE_NAME) -> list[dict]:
+    """`load_roles` entries: per course, its students' servers may report progress to the service, nothing more.
+
+    The scope reaches each server's own token through `Spawner.server_token_scopes`
+    (JupyterHub drops it from the token of anyone without this role).
+    """
+    return [
+        {
+            "name": f"course-{c.id}-student",
+            "description": f"Students of {c.id}: their servers report course progress"[:200],
+            "scopes": [f"access:services!service={service}"],
+            "groups": [c.students_group],
+        }
+        for c in registry.courses
+    ]
+
+
+def reports_path(c) -> str:
+    """Where the service keeps progress reports: beside the hub's own SQLite database (the
+    z2jh hub's PVC, /srv/jupyterhub; the embedded hub's state folder), else the hub's folder."""
+    db_url = c.JupyterHub.db_url if "db_url" in c.JupyterHub else "sqlite:///jupyterhub.sqlite"
+    folder = Path.cwd()
+    if isinstance(db_url, str) and db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
+        folder = (Path.cwd() / db_url[len("sqlite:///"):]).resolve().parent
+    return str(folder / DEFAULT_STORE_NAME)
 
 
 def service_role(service: str = SERVICE_NAME) -> dict:
@@ -182,10 +214,11 @@ def configure(
     groups: dict,
     roles: list,
     services: list,
-    homes: str | os.PathLike,
     service_port: int,
     service_token: str,
     public_url: str = "",
+    service_ip: str = "127.0.0.1",
+    reports: str = "",
 ) -> Registry:
     """Wire courses into a JupyterHub config (see the module docstring); returns the registry."""
     from .launch import CourseLaunchHandler
@@ -198,16 +231,18 @@ def configure(
         groups[name]["users"] = sorted(set(groups[name].get("users", [])) | set(spec["users"]))
         groups[name]["properties"] = spec["properties"]
     roles.extend(hub_roles(registry))
+    roles.extend(student_roles(registry))
     roles.append(service_role())
+    url = f"http://{service_ip}:{service_port}"
     services.append(
         {
             "name": SERVICE_NAME,
-            "url": f"http://127.0.0.1:{service_port}",
+            "url": url,
             "api_token": service_token,
             "command": [sys.executable, "-m", "scip_jupyter.courses.service"],
             "environment": {
                 COURSES_ENV: registry_file,
-                "SCIP_HOMES": str(homes),
+                REPORTS_ENV: reports or reports_path(c),
                 "SCIP_PUBLIC_URL": public_url,
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             },
@@ -222,7 +257,10 @@ def configure(
     ]
     c.Spawner.group_overrides = group_overrides(registry_file, _configured(c.Spawner, "group_overrides", None))
     c.SCIPSpawnerMixin.courses_path = registry_file
-    c.Spawner.environment = {**_configured(c.Spawner, "environment", {}), COURSES_ENV: registry_file}
+    # servers report progress to the service directly (the hub pod's IP on Kubernetes), with their own token
+    c.Spawner.environment = {**_configured(c.Spawner, "environment", {}), COURSES_ENV: registry_file,
+                             SERVICE_URL_ENV: f"{url}/services/{SERVICE_NAME}/"}
+    add_server_token_scopes(c, f"access:services!service={SERVICE_NAME}")
     return registry
 
 

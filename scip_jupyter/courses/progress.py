@@ -44,6 +44,8 @@ class StudentStatus:
     last_activity: str = ""
     server: str = ""
     error: str = ""
+    #: when the service last received this student's report (UTC, ISO); "" = never (reports.py)
+    reported_at: str = ""
 
     @property
     def update_available(self) -> bool:

@@ -8,12 +8,18 @@ Started by JupyterHub (a managed service, see hub.py `configure`) as
                                              update available, edited files, notebooks opened/executed,
                                              and the launch links
     /services/scip-courses/course/<id>.csv   the same as CSV
+    POST /services/scip-courses/api/report   a student's own server reports its course folder
 
 Sign-in is the hub's OAuth; only the course's instructors (and hub admins)
 see a course. Every `SCIP_COURSE_GROUP_SYNC` seconds (default 30) the service
 brings the course groups in line with the registry through the hub's REST
-API, so a registry edit takes effect without a hub restart. Student folders
-are read as their owner (runas.py), never as root.
+API, so a registry edit takes effect without a hub restart.
+
+Progress comes from the students' own servers (reports.py), the same way on
+the embedded hub and on Kubernetes, where the students' home volumes are not
+mounted in the hub pod: the service never reads a student's files. It keeps
+each student's last report with its time ($SCIP_COURSE_REPORTS, a SQLite file),
+so a stopped server shows its last known progress.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import json
 import logging
 import os
+from pathlib import Path
 from urllib.parse import quote, urlencode, urlparse
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
@@ -35,8 +42,9 @@ from ..i18n import LANGUAGE_COOKIE, negotiate, set_locale
 from ..i18n import _
 from ..signals import stop_on_signals
 from .cli import launch_url
-from .ops import Homes, current_snapshot, status_student, today
+from .ops import current_snapshot, today
 from .registry import COURSES_ENV, Course, Registry, cached_registry
+from .reports import DEFAULT_STORE_NAME, REPORT_PATH, REPORTS_ENV, ReportError, ReportStore, parse_report, status_from_report
 from .view import group_changes, make_rows, render_course, render_csv, render_index
 
 log = logging.getLogger("scip.courses.service")
@@ -190,8 +198,9 @@ class _Base(HubOAuthenticated, web.RequestHandler):
         groups = await api.groups()
         names = course.student_names(groups)
         snap = await asyncio.to_thread(current_snapshot, self.registry, course)
-        homes: Homes = self.settings["homes"]
-        statuses = await asyncio.to_thread(lambda: [status_student(course, snap, homes, n) for n in names])
+        store: ReportStore = self.settings["store"]
+        reports = await asyncio.to_thread(store.for_course, course.id)
+        statuses = [status_from_report(n, course.id, *reports.get(n, (None, "")), snap.files, snap.version) for n in names]
         notebooks = sorted(p for p in snap.files if p.endswith(".ipynb"))
         return snap, notebooks, make_rows(statuses, users)
 
@@ -228,13 +237,51 @@ class CSVHandler(_Base):
         self.finish(render_csv(snap.version, notebooks, rows))
 
 
-def make_app(registry_file: str, homes: Homes, public_url: str) -> web.Application:
+class ReportHandler(_Base):
+    """A student's own server reports its course folder; kept as that student's last report.
+
+    Who reports is the token's owner (the server's own token), never a field of
+    the body; only a user enrolled as a student of the course may report for it.
+    Refusals are JSON {"status", "field", "problem", "allowed", "message"}.
+    """
+
+    def refuse(self, exc: ReportError) -> None:
+        self.set_status(exc.status)
+        self.finish({"status": exc.status, "field": exc.field, "problem": exc.problem, "allowed": exc.allowed,
+                     "message": str(exc)})
+
+    @web.authenticated
+    async def post(self):
+        who = self.who()
+        name = who.get("name", "")
+        try:
+            if who.get("kind", "user") != "user":
+                raise ReportError("token", _("belongs to {kind} {name}: only a student's own server reports progress").format(
+                    kind=who.get("kind"), name=name), status=403)
+            report = parse_report(self.request.body)
+            course = self.registry.get(report.course)
+            if course is None:
+                raise ReportError("course", _("no course {course} in the registry").format(course=repr(report.course)),
+                                  status=404)
+            model = await self.settings["hub_api"].call("GET", f"/users/{quote(name, safe='')}")
+            groups = [g for g in (model or {}).get("groups", []) if isinstance(g, str)]
+            if not course.is_student(name, groups) or course.is_instructor(name):
+                raise ReportError("course", _("{name} is not a student of {course}").format(name=name, course=course.id),
+                                  status=403)
+        except ReportError as exc:
+            return self.refuse(exc)
+        stamp = await asyncio.to_thread(self.settings["store"].put, name, report)
+        self.finish({"course": report.course, "username": name, "reported_at": stamp})
+
+
+def make_app(registry_file: str, store: ReportStore, public_url: str) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/scip-courses/")
     api = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     return web.Application(
         [
             (prefix, IndexHandler),
             (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+            (url_path_join(prefix, REPORT_PATH), ReportHandler),
             (url_path_join(prefix, r"course/([a-z0-9-]+)\.csv"), CSVHandler),
             (url_path_join(prefix, r"course/([a-z0-9-]+)"), CourseHandler),
         ],
@@ -242,7 +289,7 @@ def make_app(registry_file: str, homes: Homes, public_url: str) -> web.Applicati
         hub_auth=HubOAuth(),
         hub_api=api,
         registry_file=registry_file,
-        homes=homes,
+        store=store,
         public_url=public_url or "",
         prefix=prefix,
     )
@@ -251,12 +298,12 @@ def make_app(registry_file: str, homes: Homes, public_url: str) -> web.Applicati
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s scip-courses] %(message)s")
     registry_file = os.environ[COURSES_ENV]
-    homes = Homes.default(os.environ.get("SCIP_HOMES"))
+    store = ReportStore(Path(os.environ.get(REPORTS_ENV) or DEFAULT_STORE_NAME).resolve())
     public = os.environ.get("SCIP_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_URL", "")
-    app = make_app(registry_file, homes, public)
+    app = make_app(registry_file, store, public)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     app.listen(url.port, url.hostname or "127.0.0.1")
-    log.info("listening on %s:%s, registry %s", url.hostname, url.port, registry_file)
+    log.info("listening on %s:%s, registry %s, progress reports in %s", url.hostname, url.port, registry_file, store.path)
 
     async def group_pass():
         try:

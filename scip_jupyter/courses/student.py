@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..catalog import SLUG_RE
-from .material import Snapshot, default_cache_dir, scan, snapshot
+from .material import MANIFEST_NAME, Snapshot, default_cache_dir, scan, snapshot
 from .progress import course_folder, folder_status, record_opened
 from .registry import Course, Registry, cached_registry, registry_path
 from .sync import plan_sync, read_manifest, reset_folder, safe_relpath, sync_folder
@@ -132,7 +132,40 @@ class StudentSide:
 
     def note_opened(self, path: str) -> bool:
         """Record that `path` (relative to the root) was opened, if it is a course notebook."""
-        parts = path.strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "courses" or not path.endswith(".ipynb") or not SLUG_RE.match(parts[1]):
+        where = course_path(path)
+        if where is None or not where[1].endswith(".ipynb"):
             return False
-        return record_opened(self.root / "courses" / parts[1], "/".join(parts[2:]))
+        return record_opened(self.root / "courses" / where[0], where[1])
+
+    def report(self, course_id) -> dict:
+        """What this server reports to the courses service about its own course folder (reports.py).
+
+        Read from the folder alone (manifest, edits, opened, executed): the
+        service adds the material's notebooks and version from its own snapshot.
+        """
+        course_id = check_course_id(course_id)
+        folder = course_folder(self.root, course_id)
+        manifest = read_manifest(folder)
+        st = folder_status(self.username, course_id, folder, manifest.files, manifest.version)
+        return {"course": course_id, "delivered_version": st.delivered_version, "synced_at": st.synced_at,
+                "changed": st.changed, "opened": st.opened, "executed": st.executed}
+
+    def present(self) -> list[str]:
+        """Course ids with a delivered course folder here (a manifest), for the report at server start."""
+        base = self.root / "courses"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir()
+                      if SLUG_RE.match(p.name) and not p.is_symlink() and (p / MANIFEST_NAME).is_file())
+
+
+def course_path(path: str) -> tuple[str, str] | None:
+    """(course id, path inside its folder) for a path under `courses/<id>/`, relative to the root.
+
+    >>> course_path("courses/intro/01.ipynb"), course_path("/courses/intro/sub/x.py"), course_path("notes.ipynb")
+    (('intro', '01.ipynb'), ('intro', 'sub/x.py'), None)
+    """
+    parts = str(path).strip("/").split("/")
+    if len(parts) < 3 or parts[0] != "courses" or not SLUG_RE.match(parts[1]):
+        return None
+    return parts[1], "/".join(parts[2:])

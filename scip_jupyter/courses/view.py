@@ -28,10 +28,12 @@ class Row:
     edits: int
     notebooks: list[str]
     note: str = ""
+    #: when the student's server last reported (UTC); "" = never
+    reported_at: str = ""
 
 
 def make_rows(statuses: Iterable[StudentStatus], users: Mapping[str, dict]) -> list[Row]:
-    """One row per student from their folder status and their hub user model."""
+    """One row per student from their last progress report and their hub user model."""
     rows = []
     for st in statuses:
         model = users.get(st.username) or {}
@@ -50,6 +52,7 @@ def make_rows(statuses: Iterable[StudentStatus], users: Mapping[str, dict]) -> l
                 edits=len(st.changed),
                 notebooks=[notebook_state(st, nb) for nb in st.notebooks],
                 note=st.error,
+                reported_at=st.reported_at,
             )
         )
     return rows
@@ -62,7 +65,7 @@ def words() -> dict[str, str]:
         "never logged in": _("never logged in"), "never synced": _("never synced"),
         "yes": _("yes"), "no": _("no"), "executed": _("executed"), "opened": _("opened"),
         "not opened": _("not opened"), "active": _("active"), "upcoming": _("upcoming"), "ended": _("ended"),
-        "course": _("course"),
+        "course": _("course"), "never reported": _("never reported"),
     }
 
 
@@ -145,10 +148,10 @@ def render_csv(version: str, notebooks: list[str], rows: list[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["student", "server", "last_activity", "material_version", "current_version", "update_available",
-                     "edited_files", *notebooks, "note"])
+                     "edited_files", *notebooks, "progress_reported_at", "note"])
     for r in rows:
         writer.writerow([_cell(v) for v in (r.username, r.server, r.last_activity, r.version, version, r.update,
-                                             r.edits, *r.notebooks, r.note)])
+                                             r.edits, *r.notebooks, r.reported_at, r.note)])
     return out.getvalue()
 
 

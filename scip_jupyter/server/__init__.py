@@ -2,8 +2,10 @@
 
 Each feature keeps its handlers in its own module, listed in FEATURES; a module
 exposes `handlers(serverapp) -> list[(pattern, handler, kwargs)]` (patterns are
-relative to `/scip/api/`) and may expose `async shutdown(serverapp)`, run when
-the server stops (e.g. cancelling the server's Slurm jobs).
+relative to `/scip/api/`) and may expose `async start(serverapp)`, run once the
+server's event loop runs (e.g. the course progress report), and
+`async shutdown(serverapp)`, run when the server stops (e.g. cancelling the
+server's Slurm jobs).
 
 The extension is an `ExtensionApp` because jupyter_server (2.x) awaits
 `ExtensionApp.stop_extension()` during its shutdown (`ServerApp._cleanup` ->
@@ -59,14 +61,20 @@ class SCIPServerExtension(ExtensionApp):
     )
 
     def initialize_handlers(self):
-        self.shutdown_hooks = []
+        self.shutdown_hooks, self.start_hooks = [], []
         for module in _features():
             for pattern, handler, kwargs in module.handlers(self.serverapp):
                 self.handlers.append((url_path_join("scip", "api", pattern), handler, kwargs))
             hook = getattr(module, "shutdown", None)
             if hook is not None:
                 self.shutdown_hooks.append(hook)
+            if getattr(module, "start", None) is not None:
+                self.start_hooks.append(module.start)
         self.log.info("scip_jupyter.server: %d API routes under /scip/api/", len(self.handlers))
+
+    async def _start_jupyter_server_extension(self, serverapp):
+        # jupyter_server calls this once its event loop runs
+        await self._run_hooks(getattr(self, "start_hooks", []))
 
     async def stop_extension(self):
         hooks = getattr(self, "shutdown_hooks", [])
@@ -82,4 +90,4 @@ class SCIPServerExtension(ExtensionApp):
             try:
                 await hook(self.serverapp)
             except Exception:  # one failing hook must not stop the others
-                self.log.exception("scip_jupyter.server: shutdown hook %s failed", hook)
+                self.log.exception("scip_jupyter.server: hook %s failed", hook)

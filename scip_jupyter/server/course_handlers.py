@@ -14,8 +14,11 @@ instructor of the course (JupyterHub only lets an instructor reach a student's
 server through the course role's `access:servers!group=...` scope). The registry
 is `$SCIP_COURSES_FILE`; the material lands in `<root>/courses/<id>/`.
 
-The extension also listens to the contents service's `get` events, to record
-which course notebooks the student opened (the instructor view shows them).
+The extension also listens to the contents service's events: a `get` of a
+course notebook records that the student opened it, and any change under
+`courses/<id>/` (as after a sync, reset or launch, and when the server starts
+and stops) sends this server's progress report to the `scip-courses` service
+(course_reports.py), where the course's instructors see it on both hubs.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from tornado import web
 
 from scip_jupyter.config import ConfigError
 from scip_jupyter.i18n import _
-from scip_jupyter.courses.student import CourseRequestError, StudentSide
+from scip_jupyter.courses.student import CourseRequestError, StudentSide, course_path
+from scip_jupyter.server.course_reports import CourseReporter
 
 log = logging.getLogger(__name__)
 AUTH_RESOURCE = "contents"
 SETTINGS_KEY = "scip_course_side"
+REPORTER_KEY = "scip_course_reporter"
 CONTENTS_EVENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 #: one sync at a time per course in this server
 _locks: dict[str, asyncio.Lock] = {}
@@ -47,6 +52,20 @@ def student_side(serverapp) -> StudentSide:
     if SETTINGS_KEY not in settings:
         settings[SETTINGS_KEY] = StudentSide.from_environment(root=serverapp.root_dir)
     return settings[SETTINGS_KEY]
+
+
+def reporter(serverapp) -> CourseReporter | None:
+    """This server's progress reporter (None when there is no courses service to report to)."""
+    settings = serverapp.web_app.settings
+    if REPORTER_KEY not in settings:
+        settings[REPORTER_KEY] = CourseReporter.from_environment(lambda course: student_side(serverapp).report(course))
+    return settings[REPORTER_KEY]
+
+
+def _report(serverapp, course_id: str) -> None:
+    found = reporter(serverapp)
+    if found is not None:
+        found.mark(course_id)
 
 
 def _who(handler) -> str:
@@ -96,6 +115,7 @@ class _CourseMixin:
         lock = _locks.setdefault(course.id, asyncio.Lock())
         async with lock:
             result = await self._run(fn, course.id)
+        _report(self.serverapp, course.id)
         log.info("course %s: %s for %s by %s: %s", course.id, fn.__name__, self.side.username, who, result.get("summary"))
         return result
 
@@ -156,19 +176,44 @@ class LaunchHandler(_CourseMixin, JupyterHandler):
         lock = _locks.setdefault(course.id, asyncio.Lock())
         async with lock:
             _, target = await self._run(self.side.launch, course.id, notebook)
+        _report(self.serverapp, course.id)
         self.redirect(url_path_join(self.base_url, "lab", "tree", quote(target)))
 
 
 def _listener(serverapp):
     async def on_contents_event(logger, schema_id, data):
-        if data.get("action") != "get":
+        paths = [str(data.get(key) or "") for key in ("path", "source_path")]
+        courses = {where[0] for where in map(course_path, paths) if where is not None}
+        if not courses:
             return
         try:
-            await asyncio.to_thread(student_side(serverapp).note_opened, str(data.get("path", "")))
+            if data.get("action") == "get" and not await asyncio.to_thread(student_side(serverapp).note_opened, paths[0]):
+                return  # a read that changed nothing (not a course notebook)
+            for course_id in sorted(courses):
+                _report(serverapp, course_id)
         except Exception:  # progress is best effort: never break the contents service
             log.debug("course progress not recorded for %s", data.get("path"), exc_info=True)
 
     return on_contents_event
+
+
+async def start(serverapp):
+    """Report every course delivered here: the service learns this server's state at each start."""
+    if reporter(serverapp) is None:
+        return
+    try:
+        present = await asyncio.to_thread(student_side(serverapp).present)
+    except (ConfigError, OSError) as exc:
+        log.warning("course progress not reported at start: %s", exc)
+        return
+    for course_id in present:
+        _report(serverapp, course_id)
+
+
+async def shutdown(serverapp):
+    found = serverapp.web_app.settings.get(REPORTER_KEY)
+    if found is not None:
+        await found.close()
 
 
 def handlers(serverapp):

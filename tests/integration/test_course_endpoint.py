@@ -13,8 +13,10 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -44,8 +46,33 @@ def _notebook(text: str) -> str:
                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
+class _Reports(BaseHTTPRequestHandler):
+    """Stands in for the scip-courses service: records each report the server sends (who, what)."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.received.append((self.path, self.headers.get("Authorization"), json.loads(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def server():
+def reports():
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Reports)
+    receiver.received = []
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    receiver.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(reports):
     base = ROOT / ".state" / f"test-course-endpoint-{uuid.uuid4().hex[:8]}"
     (base / "material" / "week1").mkdir(parents=True)
     os.chmod(base, 0o755)
@@ -64,6 +91,9 @@ def server():
            "JUPYTER_TOKEN": token, "PATH": f"{VENV_BIN}:/usr/bin:/bin"}
     for key in ("JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR"):
         env.pop(key, None)
+    # where the server reports its course progress, with its own (here: a test) token
+    env["SCIP_COURSES_SERVICE_URL"] = f"http://127.0.0.1:{reports.server_address[1]}/services/scip-courses/"
+    env["JUPYTERHUB_API_TOKEN"] = "server-own-token"
     log = open(base / "server.log", "wb")
     proc = subprocess.Popen(
         [*prefix, str(VENV_BIN / "jupyter-server"), "--ip=127.0.0.1", f"--port={port}", "--no-browser",
@@ -135,6 +165,27 @@ def test_opening_a_course_notebook_is_recorded(server):
             break
         time.sleep(0.2)
     assert "week1/lab.ipynb" in status["opened"]
+
+
+def test_the_server_reports_its_own_progress_to_the_course_service(server, reports):
+    _api(server, "POST", "course/sync", json={"course": "demo"})
+    url = f"{server['url']}/api/contents/courses/demo/intro.ipynb"
+    nb = server["s"].get(url, timeout=30).json()["content"]
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "source": ["1"], "execution_count": 1})
+    assert server["s"].put(url, json={"type": "notebook", "format": "json", "content": nb}, timeout=30).ok
+    for _ in range(150):  # reports go out a moment after the events: poll, bounded
+        last = reports.received[-1][2] if reports.received else {}
+        if "intro.ipynb" in last.get("executed", []):
+            break
+        time.sleep(0.1)
+    path, auth, body = reports.received[-1]
+    assert path == "/services/scip-courses/api/report" and auth == "token server-own-token"
+    assert body["course"] == "demo" and "intro.ipynb" in body["executed"] and "intro.ipynb" in body["opened"]
+    assert set(body) == {"course", "delivered_version", "synced_at", "changed", "opened", "executed"}
+    assert body["delivered_version"] == _api(server, "GET", "course/status?course=demo").json()["delivered_version"]
+    assert "intro.ipynb" in body["changed"]  # the student's save is their edit
+    # a burst of events (sync, open, save) is a few reports, not one per event
+    assert len(reports.received) < 10
 
 
 def test_reset_keeps_a_backup(server):

@@ -15,6 +15,7 @@ import requests
 
 from scip_jupyter.courses.registry import Course, Registry
 from scip_jupyter.courses.service import HubAPI, sync_groups
+from tests.fixtures.course_progress import execute_notebook, progress_rows, wait_for_row
 
 pytestmark = pytest.mark.hub
 LAUNCH = "/hub/scip/course/{}/launch"
@@ -59,7 +60,8 @@ def launched(hub):
 def test_course_groups_and_instructor_role_are_loaded_at_start(hub):
     students = hub.api("GET", "/groups/course-intro-gpu-students").json()
     instructors = hub.api("GET", "/groups/course-intro-gpu-instructors").json()
-    assert students["users"] == ["student1"] and students["roles"] == []
+    # the students' role lets their servers report progress to the course service, nothing more
+    assert students["users"] == ["student1"] and students["roles"] == ["course-intro-gpu-student"]
     assert instructors["users"] == ["instructor1"] and instructors["roles"] == ["course-intro-gpu-instructor"]
 
 
@@ -143,6 +145,48 @@ def test_instructor_view_lists_students_and_exports_csv(hub, launched):
     assert csv.status_code == 200 and csv.headers["Content-Type"].startswith("text/csv")
     header, row = csv.text.splitlines()[:2]
     assert header.startswith("student,server,last_activity,material_version") and row.startswith("student1,running,")
+
+
+NOTEBOOK = "01-getting-started.ipynb"
+
+
+def test_instructor_sees_the_progress_the_students_own_server_reports(hub, launched):
+    """The same path as on Kubernetes: the student's server reports, the service never reads the folder."""
+    execute_notebook(hub.url, "student1", f"courses/intro-gpu/{NOTEBOOK}", _token(hub, "student1"))
+    instructor = hub.login("instructor1")
+    row = wait_for_row(instructor, hub.url, "intro-gpu", "student1", lambda r: r[NOTEBOOK] == "executed", hub.log_tail)
+    assert row["server"] == "running" and row["progress_reported_at"] and row["update_available"] == "no"
+    page = instructor.get(hub.url + "/services/scip-courses/course/intro-gpu", timeout=60).text
+    assert '<td class="executed">executed</td>' in page and f'<time datetime="{row["progress_reported_at"]}">' in page
+
+
+def test_a_stopped_server_shows_its_last_report(hub, launched):
+    instructor = hub.login("instructor1")
+    before = wait_for_row(instructor, hub.url, "intro-gpu", "student1", lambda r: r[NOTEBOOK] == "executed", hub.log_tail)
+    hub.stop_server("student1")
+    row = wait_for_row(instructor, hub.url, "intro-gpu", "student1", lambda r: r["server"] == "stopped", hub.log_tail)
+    assert row[NOTEBOOK] == "executed" and row["progress_reported_at"] >= before["progress_reported_at"]
+
+
+@pytest.mark.parametrize(
+    "who, body, status, words",
+    [
+        ("student1", {"course": "intro-gpu", "username": "student2"}, 400, "username: unknown field"),
+        ("student1", {"course": "intro-gpu", "opened": ["../../x.ipynb"]}, 400, "opened:"),
+        ("student1", {"course": "no-such-course"}, 404, "course: no course 'no-such-course' in the registry"),
+        ("instructor1", {"course": "intro-gpu"}, 403, "instructor1 is not a student of intro-gpu"),
+        ("researcher1", {"course": "intro-gpu"}, 403, ""),  # no student role: the hub's auth refuses it
+        ("admin-service", {"course": "intro-gpu"}, 403, "token: belongs to service"),
+    ],
+    ids=["names-someone-else", "path-escapes", "unknown-course", "an-instructor", "not-enrolled", "a-service"],
+)
+def test_only_a_student_reports_and_only_for_themselves(hub, who, body, status, words):
+    headers = hub.headers if who == "admin-service" else _token(hub, who)
+    before = progress_rows(hub.login("instructor1"), hub.url, "intro-gpu").get("student1", {})
+    r = requests.post(hub.url + "/services/scip-courses/api/report", json=body, headers=headers, timeout=60)
+    assert r.status_code == status and words in r.text, (r.status_code, r.text[:300])
+    after = progress_rows(hub.login("instructor1"), hub.url, "intro-gpu").get("student1", {})
+    assert after.get("progress_reported_at") == before.get("progress_reported_at")  # nothing was stored
 
 
 @pytest.mark.parametrize("user", ["student1", "researcher1"])

@@ -13,7 +13,7 @@ import pwd
 
 import pytest
 
-from tests.integration.test_course_endpoint import server  # noqa: F401  (the real server fixture)
+from tests.integration.test_course_endpoint import reports, server  # noqa: F401  (the real server fixture)
 
 pytestmark = pytest.mark.server
 

@@ -15,8 +15,10 @@ from scip_jupyter.courses.hub import (
     extra_profiles,
     hub_groups,
     hub_roles,
+    student_roles,
 )
 from scip_jupyter.courses.registry import load_courses
+from scip_jupyter.hub_setup import add_server_token_scopes
 from scip_jupyter.options import OptionsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,20 @@ def test_groups_enrol_users_and_members_of_listed_groups(tmp_path):
     groups = hub_groups(reg, {"cohort": ["bob", "teach"]})
     assert groups["course-c1-students"] == {"users": ["alice", "bob"], "properties": {"scip.course": "c1"}}
     assert groups["course-c1-instructors"]["users"] == ["teach"]
+
+
+def test_student_role_only_lets_their_servers_report_to_the_service():
+    [role] = [r for r in student_roles(load_courses(DEMO)) if r["name"] == "course-intro-gpu-student"]
+    assert role["groups"] == ["course-intro-gpu-students"]
+    assert role["scopes"] == ["access:services!service=scip-courses"]
+
+
+def test_server_token_scopes_keep_what_was_configured():
+    c = Config()
+    c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "access:services!service=scip-gpu"]
+    add_server_token_scopes(c, "access:services!service=scip-courses", "access:services!service=scip-gpu")
+    assert c.Spawner.server_token_scopes == ["users:activity!user", "access:servers!server",
+                                             "access:services!service=scip-gpu", "access:services!service=scip-courses"]
 
 
 def test_instructor_role_is_scoped_to_the_course_students_group():
@@ -89,14 +105,21 @@ def test_configure_merges_into_the_hub_config():
     groups = {"students": {"users": ["student1"]}}
     roles: list = [{"name": "admin", "services": ["x"]}]
     services: list = []
-    configure(c, DEMO, groups=groups, roles=roles, services=services, homes="/homes", service_port=12345,
-              service_token="t" * 32, public_url="http://127.0.0.1:8000/")
+    c.JupyterHub.db_url = "sqlite:////srv/hub/jupyterhub.sqlite"
+    configure(c, DEMO, groups=groups, roles=roles, services=services, service_port=12345,
+              service_token="t" * 32, public_url="http://127.0.0.1:8000/", service_ip="10.0.0.7")
     assert groups["students"] == {"users": ["student1"]} and "course-intro-gpu-students" in groups
     assert [r["name"] for r in roles][0] == "admin" and "scip-courses-service" in [r["name"] for r in roles]
     service = services[0]
-    assert service["name"] == "scip-courses" and service["url"] == "http://127.0.0.1:12345"
+    assert service["name"] == "scip-courses" and service["url"] == "http://10.0.0.7:12345"
     assert service["environment"]["SCIP_COURSES_FILE"] == str(DEMO.resolve())
-    assert c.Spawner.environment == {"PATH": "/usr/bin", "SCIP_COURSES_FILE": str(DEMO.resolve())}
+    # progress reports: kept beside the hub's own database; servers report to the service's URL
+    assert service["environment"]["SCIP_COURSE_REPORTS"] == "/srv/hub/scip-course-reports.sqlite"
+    assert "SCIP_HOMES" not in service["environment"]  # the service reads no student's folder
+    assert c.Spawner.environment == {"PATH": "/usr/bin", "SCIP_COURSES_FILE": str(DEMO.resolve()),
+                                     "SCIP_COURSES_SERVICE_URL": "http://10.0.0.7:12345/services/scip-courses/"}
+    assert c.Spawner.server_token_scopes == ["users:activity!user", "access:servers!server",
+                                             "access:services!service=scip-courses"]
     assert c.SCIPSpawnerMixin.courses_path == str(DEMO.resolve())
     pattern, handler, kwargs = c.JupyterHub.extra_handlers[-1]
     assert pattern == r"/scip/course/([^/]+)/launch" and handler.__name__ == "CourseLaunchHandler"

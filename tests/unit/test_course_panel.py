@@ -121,14 +121,15 @@ def test_instructor_view_escapes_everything_it_shows():
 def test_csv_export_has_one_row_per_student_and_defuses_formulas():
     rows = make_rows(
         [StudentStatus("alice", "c1", delivered_version="v1", current_version="v2", notebooks=["a.ipynb"],
-                       opened=["a.ipynb"], changed=["a.ipynb"]),
+                       opened=["a.ipynb"], changed=["a.ipynb"], reported_at="2026-11-25T06:01:00+00:00"),
          StudentStatus("=cmd|calc", "c1", current_version="v2", notebooks=["a.ipynb"], executed=["a.ipynb"])],
         {"alice": {"last_activity": "2026-11-25T06:00:00Z", "servers": {"": {"ready": True}}}},
     )
     data = list(csv.reader(io.StringIO(render_csv("v2", ["a.ipynb"], rows))))
     assert data[0] == ["student", "server", "last_activity", "material_version", "current_version", "update_available",
-                       "edited_files", "a.ipynb", "note"]
-    assert data[1] == ["alice", "running", "2026-11-25T06:00:00Z", "v1", "v2", "yes", "1", "opened", ""]
+                       "edited_files", "a.ipynb", "progress_reported_at", "note"]
+    assert data[1] == ["alice", "running", "2026-11-25T06:00:00Z", "v1", "v2", "yes", "1", "opened",
+                       "2026-11-25T06:01:00+00:00", ""]
     assert data[2][0] == "'=cmd|calc" and data[2][1] == "never logged in" and data[2][7] == "executed"
 
 

@@ -194,6 +194,12 @@ def test_rendered_hub_network_policy_lets_the_proxy_reach_the_courses_service(re
     assert 10101 in ports
 
 
+def test_rendered_singleuser_network_policy_lets_servers_report_to_the_courses_service(rendered_with_z2jh):
+    policy = by_name(rendered_with_z2jh)[("NetworkPolicy", "singleuser")]["spec"]
+    rules = [r for r in policy["egress"] if 10101 in [p.get("port") for p in r.get("ports", [])]]
+    assert [r["to"] for r in rules] == [[{"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub"}}}]]
+
+
 def test_no_shared_credential_in_any_rendered_object(rendered_with_z2jh):
     objects = by_name(rendered_with_z2jh)
     secret_values = yaml.safe_load(
