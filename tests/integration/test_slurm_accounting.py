@@ -2,8 +2,10 @@
 
 Accounts and associations from our config (`scip-jupyter arc accounts sync`), a foreign
 account refused by our validator and by Slurm, GPU-hours from sacct into the ledger
-(matching sacct's own figures within 1%, never counted twice), and a scale-up the
-remaining GPU-hours cannot cover refused before sbatch.
+(matching sacct's own figures within 1%, never counted twice), the same jobs and GPU-hours
+from `sacct --json` and from `sacct --parsable` (crafted job names and comments included),
+a sacct without --json found once and read parsable, and a scale-up the remaining GPU-hours
+cannot cover refused before sbatch.
 
 Each test module run uses its own Slurm account (`def-scip-<random>`), removed afterwards,
 so other tests sharing this Slurm are not limited by its GrpTRES.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -24,6 +28,7 @@ import yaml
 from scip_jupyter.allocations.burst import check_gpu_hours
 from scip_jupyter.allocations.ledger import Ledger
 from scip_jupyter.allocations.quotas import load_allocations
+from scip_jupyter.allocations import usage_sacct
 from scip_jupyter.allocations.usage_sacct import SacctReconciler, flavour_share
 from scip_jupyter.arc.cluster import submit_error
 from scip_jupyter.arc.presets import ARCRequestError, load_presets, validate_request
@@ -156,6 +161,115 @@ def test_reconciler_records_gpu_hours_matching_sacct_and_never_twice(slurm_clust
     used = sum(h.gpu_hours(window, now) for h in held)
     assert used == pytest.approx(total, rel=0.01)
     ledger.dispose()
+
+
+#: Text a job's owner chooses, as job names and comments: what must not shift a parsable column.
+CRAFTED = [
+    "a|b\nc\td",
+    "ünïcødé 名前 ✓",
+    # a whole forged record after a newline, in --parsable2's `|` columns, charging someone else's tags
+    "x|y\n99999|root|def-other|COMPLETED|2026-12-01T09:00:00|2026-12-01T19:00:00|36000|gres/gpu:h100=8|"
+    "scip.ca:user=victim,server=s",
+]
+
+
+def key_of(job: dict) -> str:
+    return f"{job['array']['job_id']}_{job['array']['task_id']}" if job["array"]["job_id"] else str(job["job_id"])
+
+
+def ledger_hours(record) -> float:
+    return record.gpu_weight * (record.ended_at - record.started_at).total_seconds() / 3600
+
+
+def test_json_and_parsable_sacct_give_the_same_jobs_and_gpu_hours_with_crafted_names_and_comments(
+    slurm_cluster, account, capsys, tmp_path
+):
+    name, path = account
+    sync(path, capsys)
+    server = f"p{uuid.uuid4().hex[:6]}"
+    tags = JobTags(user="ana", server=server, project=name).comment()
+    ours, crafted_comments = [], {}
+    for text in CRAFTED:  # ours with a crafted name; not ours with a crafted comment
+        ours.append(submit(slurm_cluster, f"--account={name}", "--gpus-per-node=h100:1", f"--job-name={text}",
+                           f"--comment={tags}", "--wrap", "sleep 2"))
+        crafted_comments[submit(slurm_cluster, f"--account={name}", "--gpus-per-node=h100:1", "--job-name=plain",
+                                f"--comment={text}", "--wrap", "sleep 1")] = text
+    ours.append(submit(slurm_cluster, f"--account={name}", "--gpus-per-node=h100_1g.10gb:1", "--array=0-1",
+                       f"--job-name={CRAFTED[0]}", f"--comment={tags}", "--wrap", "sleep 2"))
+    jobs = wait_finished(slurm_cluster, ours, expect=len(CRAFTED) + 2)
+    others = wait_finished(slurm_cluster, list(crafted_comments), expect=len(CRAFTED))
+    keys = {key_of(j) for j in jobs + others}
+
+    allocations = load_allocations(path)
+    transport = LocalTransport("local-slurm", slurm_conf=slurm_cluster.conf)
+    ledgers = {fmt: Ledger(f"sqlite:///{tmp_path / f'{fmt}.sqlite'}") for fmt in ("json", "parsable")}
+    try:
+        reconcilers = {fmt: SacctReconciler(ledgers[fmt], PRESET, transport, allocations, sacct_json=fmt == "json")
+                       for fmt in ledgers}
+        window = reconcilers["json"].window()
+        read = {fmt: {j.job_id: j for j in r.read(*window) if j.job_id in keys} for fmt, r in reconcilers.items()}
+        assert len(read["json"]) == len(keys) == len(CRAFTED) * 2 + 2
+        assert read["parsable"] == read["json"]  # every field of every job: no column shifted, no record made
+        assert {j: read["parsable"][j].comment for j in crafted_comments} == {
+            j: read["json"][j].comment for j in crafted_comments}
+        assert "99999" not in read["parsable"]
+        assert sum(1 for a in transport.log if a[:2] == ["sacct", "--parsable"]) == 1
+        assert sum(1 for a in transport.log if a[:2] == ["sacct", "--json"]) == 1
+
+        for reconciler in reconcilers.values():
+            reconciler.run()
+        recorded = {fmt: {j.job_id: j for j in led.slurm_jobs() if j.server == server} for fmt, led in ledgers.items()}
+        assert recorded["parsable"] == recorded["json"] and len(recorded["json"]) == len(CRAFTED) + 2
+        for job in jobs:
+            for fmt in ledgers:
+                assert ledger_hours(recorded[fmt][key_of(job)]) == pytest.approx(sacct_gpu_hours(job), rel=0.01)
+        totals = {fmt: sum(ledger_hours(r) for r in recorded[fmt].values()) for fmt in ledgers}
+        assert totals["parsable"] == totals["json"] == pytest.approx(sum(sacct_gpu_hours(j) for j in jobs), rel=0.01)
+        assert not any(r.user == "victim" for fmt in ledgers for r in ledgers[fmt].slurm_jobs())
+    finally:
+        for led in ledgers.values():
+            led.dispose()
+
+
+def test_a_sacct_without_json_is_found_once_and_read_parsable(slurm_cluster, account, capsys, tmp_path, monkeypatch):
+    """An sacct from before Slurm 21.08 (a wrapper refusing --json with its words, the real sacct otherwise):
+    the first read finds it and falls back, later reads (new reconcilers, as each usage round makes)
+    go straight to --parsable, and the GPU-hours are sacct's own."""
+    name, path = account
+    sync(path, capsys)
+    wrapper = tmp_path / "bin"
+    wrapper.mkdir()
+    real = shutil.which("sacct", path=slurm_cluster.env["PATH"])
+    (wrapper / "sacct").write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do if [ "$a" = --json ]; then\n'
+        "  echo \"sacct: unrecognized option '--json'\" >&2\n"
+        "  echo 'Try \"sacct --help\" for more information' >&2; exit 1\n"
+        "fi; done\n"
+        f'exec {real} "$@"\n'
+    )
+    (wrapper / "sacct").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper}:{os.environ['PATH']}")
+    monkeypatch.setattr(usage_sacct, "SACCT_JSON", {})
+    server = f"o{uuid.uuid4().hex[:6]}"
+    job = submit(slurm_cluster, f"--account={name}", "--gpus-per-node=h100:1", f"--job-name={CRAFTED[2]}",
+                 f"--comment={JobTags(user='ana', server=server, project=name).comment()}", "--wrap", "sleep 2")
+    (finished,) = wait_finished(slurm_cluster, [job], expect=1)
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    transports = [LocalTransport("local-slurm", slurm_conf=slurm_cluster.conf) for _ in range(3)]
+    try:
+        results = [SacctReconciler(ledger, PRESET, t, load_allocations(path)).run() for t in transports]
+        sacct_calls = [a for t in transports for a in t.log if a[0] == "sacct"]
+        assert [a[1] for a in sacct_calls] == ["--json", "--parsable", "--parsable", "--parsable"]
+        assert list(usage_sacct.SACCT_JSON.values()) == [False]
+        # the shared Slurm holds other tests' tagged jobs too: the first read records them all, later ones none
+        assert results[0].new >= 1 and results[1].new == results[2].new == 0  # never counted twice
+        (row,) = [j for j in ledger.slurm_jobs() if j.server == server]
+        assert row.job_id == job and row.account == "group:lab"
+        assert ledger_hours(row) == pytest.approx(sacct_gpu_hours(finished), rel=0.01)
+    finally:
+        ledger.dispose()
 
 
 def test_scale_up_the_remaining_gpu_hours_cannot_cover_is_refused_before_sbatch(
