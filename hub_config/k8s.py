@@ -444,6 +444,11 @@ def apply(c, get_config, environ: Mapping[str, str] = os.environ, config_dir: st
             **setup,
         ),
     )
+    # z2jh sets KubeSpawner.environment from singleuser.extraEnv ({} by default), which shadows the
+    # Spawner.environment the shared wiring fills (SCIP_COURSES_SERVICE_URL, SCIP_GPU_SERVICE_URL, ...):
+    # the pods get both, the deployment's extraEnv winning a name both set.
+    shared = c.Spawner.environment if "environment" in c.Spawner else {}
+    c.KubeSpawner.environment = {**shared, **(c.KubeSpawner.environment if "environment" in c.KubeSpawner else {})}
     # z2jh sets KubeSpawner.profile_list from singleuser.profileList ([] by default):
     # profiles come from the catalog (CONFLICTS refuses a non-empty profileList).
     from scip_jupyter.spawners.kube import catalog_profile_list

@@ -58,7 +58,8 @@ def reporter(serverapp) -> CourseReporter | None:
     """This server's progress reporter (None when there is no courses service to report to)."""
     settings = serverapp.web_app.settings
     if REPORTER_KEY not in settings:
-        settings[REPORTER_KEY] = CourseReporter.from_environment(lambda course: student_side(serverapp).report(course))
+        settings[REPORTER_KEY] = CourseReporter.from_environment(lambda course: student_side(serverapp).report(course),
+                                                                 logger=serverapp.log)
     return settings[REPORTER_KEY]
 
 

@@ -32,8 +32,10 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504, 599})
 
 
 class CourseReporter:
-    def __init__(self, url: str, token: str, report: Callable[[str], dict], delay: float = 1.0, max_backoff: float = 300.0):
+    def __init__(self, url: str, token: str, report: Callable[[str], dict], delay: float = 1.0, max_backoff: float = 300.0,
+                 logger: logging.Logger | None = None):
         self.url = url.rstrip("/") + "/" + REPORT_PATH
+        self.log = logger or log  # the server's own log, where it has one
         self.token, self.report = token, report
         self.delay, self.max_backoff = delay, max_backoff
         self.pending: set[str] = set()
@@ -41,10 +43,10 @@ class CourseReporter:
         self._task: asyncio.Task | None = None
 
     @classmethod
-    def from_environment(cls, report: Callable[[str], dict], environ=os.environ) -> "CourseReporter | None":
+    def from_environment(cls, report: Callable[[str], dict], environ=os.environ, logger=None) -> "CourseReporter | None":
         """None outside JupyterHub or without a courses service: nothing to report to."""
         url, token = environ.get(SERVICE_URL_ENV, ""), environ.get("JUPYTERHUB_API_TOKEN", "")
-        return cls(url, token, report) if url and token else None
+        return cls(url, token, report, logger=logger) if url and token else None
 
     def mark(self, course_id: str) -> None:
         """Report `course_id` soon (call from the server's event loop)."""
@@ -74,7 +76,7 @@ class CourseReporter:
         try:
             body = await asyncio.to_thread(self.report, course_id)
         except Exception as exc:  # the folder is unreadable now: nothing to say
-            log.warning("course %s: no progress report: %s", course_id, exc)
+            self.log.warning("course %s: no progress report: %s", course_id, exc)
             return True
         req = HTTPRequest(self.url, method="POST", body=json.dumps(body), request_timeout=30,
                           headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"})
@@ -82,13 +84,13 @@ class CourseReporter:
             await AsyncHTTPClient().fetch(req)
         except HTTPClientError as exc:
             if exc.code in RETRY_STATUSES:
-                log.info("course %s: progress report not delivered (HTTP %s); trying again later", course_id, exc.code)
+                self.log.info("course %s: progress report not delivered (HTTP %s); trying again later", course_id, exc.code)
                 return False
             text = exc.response.body.decode("utf-8", "replace")[:300] if exc.response is not None else ""
-            log.warning("course %s: progress report refused (HTTP %s): %s", course_id, exc.code, text)
+            self.log.warning("course %s: progress report refused (HTTP %s): %s", course_id, exc.code, text)
             return True
         except OSError as exc:  # the service is away (restarting, unreachable)
-            log.info("course %s: progress report not delivered (%s); trying again later", course_id, exc)
+            self.log.info("course %s: progress report not delivered (%s); trying again later", course_id, exc)
             return False
         self.sent[course_id] = self.sent.get(course_id, 0) + 1
         return True

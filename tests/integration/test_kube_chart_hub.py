@@ -9,7 +9,10 @@ loads hub_config/k8s.py. Kubernetes is kmock plus the fake kubelet, whose runtim
 
 A student follows the course launch link -> a pod with the course profile ->
 the single-user server runs -> the material is synced into the home volume ->
-stopping deletes the pod and cancels that server's Slurm jobs on the local Slurm.
+the student executes the course notebook and the course's instructor sees it on
+the instructor page and CSV (the student's own server reports it; the hub pod
+never mounts the student's volume) -> stopping deletes the pod and cancels that
+server's Slurm jobs on the local Slurm, and the instructor still sees the last report.
 Needs root (mount namespaces), like the other hub tests that run servers as other users.
 """
 
@@ -34,6 +37,7 @@ import yaml
 from scip_jupyter.arc.tags import JobTags
 from tests.fixtures.chart import chart_with_z2jh, manifests
 from tests.fixtures.common import ROOT, free_port, is_root
+from tests.fixtures.course_progress import execute_notebook, wait_for_row
 from tests.fixtures.k8s_hub import PodRunner, start_chart_hub
 from tests.pss import violations as pss_violations
 
@@ -74,7 +78,7 @@ def chart_values(*, hub_port: int, courses_port: int, gpu_port: int, token: str,
                 },
                 "services": {"test-admin": {"apiToken": token}},
                 "loadRoles": {"test-admin": {"services": ["test-admin"], "scopes": [
-                    "admin:users", "admin:servers", "list:users", "read:users", "admin:groups",
+                    "admin:users", "admin:servers", "list:users", "read:users", "admin:groups", "tokens",
                     "list:services", "read:services", "access:services!service=scip-gpu"]}},
                 # z2jh binds the hub to :8081 in its own pod; here the port must be free on the host.
                 "extraConfig": {"zz-test-bind": f'c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"'},
@@ -177,6 +181,17 @@ async def test_course_launch_link_through_the_chart_hub_end_to_end(chart_hub, ku
     home = root / "claims" / "claim-student1"
     assert (home / "courses" / COURSE / NOTEBOOK).is_file()
 
+    # The student executes the notebook; their instructor sees it, reported by the student's own server.
+    token = hub.api("POST", "/users/student1/tokens", json={"note": "progress test", "expires_in": 600})
+    assert token.status_code == 201, token.text
+    execute_notebook(hub.url, "student1", f"courses/{COURSE}/{NOTEBOOK}", {"Authorization": f"token {token.json()['token']}"})
+    instructor = await asyncio.to_thread(hub.login, "instructor1")
+    row = await asyncio.to_thread(wait_for_row, instructor, hub.url, COURSE, "student1",
+                                  lambda r: r[NOTEBOOK] == "executed", hub.log_tail)
+    assert row["server"] == "running" and row["progress_reported_at"] and row["material_version"] == row["current_version"]
+    page = instructor.get(f"{hub.url}/services/scip-courses/course/{COURSE}", timeout=60)
+    assert page.status_code == 200 and '<td class="executed">executed</td>' in page.text, page.text[-2000:]
+
     # A Slurm job of that server; stopping the server deletes the pod and cancels the job.
     comment = JobTags(user="student1", server="").comment()
     job = slurm_cluster.run("sbatch", "--parsable", f"--comment={comment}", "--job-name=k8s-chart-hub", "-o", "/dev/null",
@@ -190,6 +205,10 @@ async def test_course_launch_link_through_the_chart_hub_end_to_end(chart_hub, ku
         await asyncio.sleep(1)
     assert kube_api.emulator.live_pods(namespace) == []
     assert queued(slurm_cluster, comment) == [], hub.log_tail()
+    # The server is gone; its last report stays, with its time.
+    after = await asyncio.to_thread(wait_for_row, instructor, hub.url, COURSE, "student1",
+                                    lambda r: r["server"] == "stopped", hub.log_tail)
+    assert after[NOTEBOOK] == "executed" and after["progress_reported_at"] >= row["progress_reported_at"]
 
 
 async def test_chart_hub_runs_scip_gpu_culling_instead_of_z2jh_culler(chart_hub):

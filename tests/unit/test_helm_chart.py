@@ -467,6 +467,22 @@ def test_chart_hub_is_wired_by_the_same_configure_as_the_embedded_hub(monkeypatc
     assert c.SCIPSpawnerMixin.courses_path == str(courses)
 
 
+def test_chart_pods_get_the_shared_environment_beside_z2jh_extra_env(monkeypatch, tmp_path):
+    """z2jh's KubeSpawner.environment (singleuser.extraEnv) would shadow Spawner.environment: both reach the pods."""
+    courses = tmp_path / "courses.yaml"
+    courses.write_text(yaml.safe_dump(EVERYTHING_ON["config"]["courses"]))
+    values = chart_defaults()
+    values["custom"]["scip"].update(coursesPath=str(courses))
+    k8s = hub_module()
+    c = Config()
+    c.KubeSpawner.environment = {"SITE_NOTE": "from extraEnv", "SCIP_COURSES_FILE": "/site/courses.yaml"}  # as z2jh sets it
+    k8s["apply"](c, lambda key, default=None: values.get(key, default), environ={"SCIP_POD_IP": "10.1.2.3"},
+                 config_dir="/nonexistent")
+    env = c.KubeSpawner.environment
+    assert env["SITE_NOTE"] == "from extraEnv" and env["SCIP_COURSES_FILE"] == "/site/courses.yaml"  # extraEnv wins
+    assert env["SCIP_COURSES_SERVICE_URL"] == "http://10.1.2.3:10101/services/scip-courses/"
+
+
 def test_chart_hub_keeps_the_services_and_roles_z2jh_configured(monkeypatch):
     from traitlets.config import Config as _Config
 
