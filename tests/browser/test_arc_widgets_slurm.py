@@ -49,6 +49,10 @@ async def test_launch_button_starts_workers_on_local_slurm_and_monitor_shows_the
     launcher = await open_and_run_notebook(page, url, wait_for=".jp-OutputArea-output .scip-launcher")
     seen: set[str] = set()
     try:
+        # The shipped in-job presets are listed greyed, with ARCCluster's reason; local-slurm can launch.
+        greyed = launcher.locator('.scip-launcher-greyed li[data-preset="rorqual"]')
+        assert "network mode in-job" in await greyed.inner_text()
+        assert await launcher.locator("button.scip-launcher-launch").is_enabled()
         await launcher.locator("button.scip-launcher-launch").click()
 
         # The monitor lists one row per worker job, and each turns "running".
