@@ -54,15 +54,19 @@ from .local_env import GPU_DEVICE_GLOB, detect_gpus, profile_environment
 _SEED_IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".git")
 
 
-def leftover_servers(uid: int, user: str, server: str, exclude: int = 0, proc: Path = Path("/proc")) -> list[int]:
+def leftover_servers(uid: int, user: str, server: str, exclude: int = 0, proc: Path = Path("/proc"),
+                     hub_api_url: str = "") -> list[int]:
     """Processes of `user`'s server `server` running as `uid`: what a spawn cut short left behind.
 
-    A process counts only when all three match: its owner (per-person account `jupyter-NAME`
-    when the hub is root), and `JUPYTERHUB_USER` and `JUPYTERHUB_SERVER_NAME` in the
-    environment the hub gave it (its kernels inherit them). Another person's process never
-    matches: a different owner, and a different `JUPYTERHUB_USER`.
+    A process counts only when all of these match: its owner (per-person account `jupyter-NAME`
+    when the hub is root), and `JUPYTERHUB_USER`, `JUPYTERHUB_SERVER_NAME` and (given)
+    `JUPYTERHUB_API_URL` in the environment the hub gave it (its kernels inherit them). Another
+    person's process never matches: a different owner, and a different `JUPYTERHUB_USER`; nor
+    does a server another hub on the machine started for the same account (another API URL).
     """
     want = {f"JUPYTERHUB_USER={user}".encode(), f"JUPYTERHUB_SERVER_NAME={server}".encode()}
+    if hub_api_url:
+        want.add(f"JUPYTERHUB_API_URL={hub_api_url}".encode())
     out = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) in (exclude, os.getpid()):
@@ -415,6 +419,16 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
             await self._scip_stop_leftovers()
         return await super().poll()
 
+    def _scip_hub_api_url(self) -> str:
+        """`JUPYTERHUB_API_URL` as this hub gives it to its servers (Spawner.get_env's rule)."""
+        from urllib.parse import urlparse
+
+        from jupyterhub.utils import url_path_join
+
+        if self.hub_connect_url is not None:
+            return url_path_join(self.hub_connect_url, urlparse(self.hub.api_url).path)
+        return self.hub.api_url
+
     async def _scip_stop_leftovers(self) -> None:
         import asyncio
         import signal
@@ -423,7 +437,7 @@ class SCIPLocalSpawner(SCIPSpawnerMixin, LocalProcessSpawner):
             uid = self.scip_account().pw_uid
         except web.HTTPError:  # no account yet: nothing of it can run
             return
-        pids = leftover_servers(uid, self.user.name, self.name, exclude=self.pid)
+        pids = leftover_servers(uid, self.user.name, self.name, exclude=self.pid, hub_api_url=self._scip_hub_api_url())
         if not pids:
             return
         self.log.warning("Stopping %d leftover process(es) of %s's server (a spawn cut short): %s", len(pids), self._log_name, pids)

@@ -43,3 +43,13 @@ def test_the_known_pid_and_non_processes_are_skipped(tmp_path):
     (tmp_path / "self").mkdir()
     (tmp_path / "4444").mkdir()  # gone meanwhile: no environ
     assert leftover_servers(os.geteuid(), "student1", "", exclude=4343, proc=tmp_path) == [4242]
+
+
+def test_a_server_another_hub_started_for_the_same_account_is_not_a_leftover(tmp_path):
+    """Two hubs on one machine (parallel test runs) run student1 as the same account: each stops
+    only what it started itself (its own API URL in the server's environment)."""
+    mine = {"JUPYTERHUB_USER": "student1", "JUPYTERHUB_SERVER_NAME": "", "JUPYTERHUB_API_URL": "http://127.0.0.1:5001/hub/api"}
+    _proc(tmp_path, 4242, mine)
+    _proc(tmp_path, 4343, {**mine, "JUPYTERHUB_API_URL": "http://127.0.0.1:6002/hub/api"})
+    found = leftover_servers(os.geteuid(), "student1", "", proc=tmp_path, hub_api_url="http://127.0.0.1:5001/hub/api")
+    assert found == [4242]
