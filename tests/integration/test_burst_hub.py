@@ -177,3 +177,41 @@ def test_gpu_scale_up_the_hub_refuses_never_reaches_sbatch_and_a_small_one_does(
     finally:
         small.close()
     assert re.search(r"burst check for researcher1 .* -> refused", hub.log_path.read_text())
+
+
+def test_adaptive_scaling_refused_by_the_hub_logs_one_line_and_never_reaches_sbatch(budget, tmp_path, monkeypatch):
+    """cluster.adapt() on researcher1's server while the hub refuses: the hub is asked again and again,
+    the notebook's log gets ONE line naming the allocation and what is left (no traceback per retry),
+    and sbatch is never called."""
+    from scip_jupyter.arc.cluster import ARCCluster
+    from tests.unit.test_arc_adaptive_refusal import Records
+
+    hub, name, envs = budget
+    for key in ("SCIP_LEDGER_URL", "SCIP_ALLOCATIONS_FILE", "JUPYTERHUB_SERVICE_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
+        monkeypatch.setenv(key, envs["researcher1"][key])
+    monkeypatch.setenv("SCIP_ARC_REGISTRY", str(tmp_path / "arc-jobs.sqlite"))
+    transport = LocalTransport("local-slurm", slurm_conf=os.environ["SLURM_CONF"])
+    logs = Records("scip_jupyter.arc.cluster", "distributed.deploy.adaptive")
+    refusals = re.compile(r"burst check for researcher1 .* -> refused")
+    before = len(refusals.findall(hub.log_path.read_text()))
+    cluster = ARCCluster(
+        "local-slurm", presets=PRESETS, account=name, user_accounts=[name], gpu_type="h100", gpus=1,
+        walltime="01:00:00", memory="256MiB", cores=1, transport=transport, submit_retry_after=0.2,
+        tags=JobTags(user="researcher1", server="burst-adaptive", project=name))
+    try:
+        cluster.adapt(minimum=2, maximum=2, interval="100ms")
+        deadline = time.monotonic() + 120
+        while len(refusals.findall(hub.log_path.read_text())) < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        asked = len(refusals.findall(hub.log_path.read_text())) - before
+        assert asked >= 5, hub.log_tail()
+        lines = logs.lines("refused, nothing was submitted")
+        assert len(lines) == 1, lines
+        assert "group researchers" in lines[0] and name in lines[0] and "GPU-hours left" in lines[0], lines[0]
+        assert not [r for r in logs.records if r.exc_info or "encountered an error" in r.getMessage()]
+        assert transport.calls["sbatch"] == 0 and not cluster.worker_spec
+    finally:
+        cluster.close()
+        logs.close()
