@@ -179,7 +179,7 @@ class ARCCleanup(LoggingConfigurable):
     )
     timeout = Float(30.0, config=True, help="Seconds one Slurm command may take before the hook gives up on that cluster.")
     coalesce = Float(
-        0.2,
+        0.05,
         config=True,
         help="""Seconds a server stop's clean-up waits for other stops to share its `squeue` of each cluster.
 
@@ -187,8 +187,10 @@ class ARCCleanup(LoggingConfigurable):
         queue about once instead of N times; cancelling stays one `scancel` per server.
         A stop is only ever served by a listing that began after its hook was called,
         and at most one such listing per cluster runs at a time (stops arriving meanwhile
-        share the next one). 0: share only with stops arriving in the same instant or
-        while a listing runs. Example: c.ARCCleanup.coalesce = 0.5""",
+        share the next one). The wait is added to every stop, so it stays short: one
+        listing costs the hub a few ms of CPU, a person polling their stopping server
+        costs more. 0: share only with stops arriving in the same instant or while a
+        listing runs. Example: c.ARCCleanup.coalesce = 0.2""",
     )
 
     def __init__(self, transport_for: Callable[[str], object] | None = None, **kwargs):

@@ -60,9 +60,11 @@ class QueueTransport:
             self.in_flight -= 1
 
 
-def cleanup_for(*clusters: QueueTransport, coalesce: float = 0.2) -> ARCCleanup:
+def cleanup_for(*clusters: QueueTransport, coalesce: float | None = 0.2) -> ARCCleanup:
+    """ARCCleanup over `clusters` (presets cluster0, cluster1, ...); coalesce None: the default window."""
     presets = {f"cluster{i}": t for i, t in enumerate(clusters)}
-    return ARCCleanup(transport_for=presets.__getitem__, presets=list(presets), coalesce=coalesce)
+    window = {} if coalesce is None else {"coalesce": coalesce}
+    return ARCCleanup(transport_for=presets.__getitem__, presets=list(presets), **window)
 
 
 def spawner(user: str, server: str = "", account: str | None = None):
@@ -87,7 +89,7 @@ async def test_a_burst_of_stops_lists_each_cluster_once_and_cancels_per_server(s
             if i % 3:  # some stopped servers have no job left
                 cluster.submit(f"{n}{i:04d}", f"student{i}", "")
         cluster.submit(f"{n}9999", "student0", "other")  # a server of student0 that still runs
-    hook = post_stop_hook_for(cleanup_for(*clusters))
+    hook = post_stop_hook_for(cleanup_for(*clusters, coalesce=None))  # the default window
 
     await asyncio.gather(*(hook(spawner(f"student{i}")) for i in range(stops)))
 
