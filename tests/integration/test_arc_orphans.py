@@ -293,7 +293,8 @@ def test_hub_cancels_leftovers_on_stop_and_reconciles_stopped_servers(hub, slurm
     # the running (unnamed, "") server's job, submitted as the person's own account as their server would
     account = f"jupyter-{user}" if is_root() else RUN_AS
     running = sbatch_as_user(slurm_cluster, JobTags(user=user, server="").comment(), account=account)
-    stopped = sbatch_as_user(slurm_cluster, f"scip.ca:user={user},server=h2-gone")  # a server that does not run
+    # a server that does not run; submitted as the person's account (reconcile checks the owner too)
+    stopped = sbatch_as_user(slurm_cluster, f"scip.ca:user={user},server=h2-gone", account=account)
     outsider = sbatch_as_user(slurm_cluster, "scip.ca:user=h2-not-a-hub-user,server=")
     # someone else's job carrying researcher1's tags: stopping researcher1's server must not cancel it
     forged = sbatch_as_user(slurm_cluster, JobTags(user=user, server="").comment()) if is_root() else None

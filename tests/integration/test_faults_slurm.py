@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -99,8 +100,10 @@ def test_controller_stopped_during_a_servers_stop_clean_up(slurm_cluster, contro
     assert job_id in slurm_cluster.job_ids(comment_contains=f"user={user},")  # still there: not lost, not run
 
     # the hub side's reconcile (as its service runs it) cancels it by tag once Slurm answers
+    # the job runs as this test's own account, which is therefore the person's (reconcile checks the owner too)
+    me = pwd.getpwuid(os.geteuid()).pw_name
     proc = subprocess.run([str(VENV_BIN / "scip-jupyter"), "arc", "reconcile", "--preset", "local-slurm",
-                           "--none-running", "--only-user", user], env=slurm_cluster.env,
+                           "--none-running", "--only-user", user, "--account-template", me], env=slurm_cluster.env,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert job_id in proc.stdout
