@@ -9,7 +9,7 @@ accounts. `system_username` is the one naming rule (pure).
 Credentials (both hubs): the hub holds the signing material (access to
 `scontrol token` as Slurm's root/SlurmUser, the SSH CA key); a person's server
 holds only that person's short-lived credentials, fetched from the hub with
-the server's own JupyterHub API token (`credentials_handler.py` on the hub,
+the server's own JupyterHub API token (`identity_hub.py` on the hub,
 `HubCredentials` in the server). See docs/security.md.
 """
 
