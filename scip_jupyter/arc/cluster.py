@@ -59,7 +59,7 @@ from distributed.core import Status
 from distributed.deploy.adaptive import Adaptive
 from distributed.security import Security
 
-from ..i18n import _
+from ..i18n import N_, _, ngettext
 from ..storage import DATA_JURISDICTIONS_ENV, parse_data_jurisdictions
 from .compat import compose, merge_job_settings, user_config, validate_composed
 from .jobs import ARCJob, ArrayBatcher, array_index, array_script, job_settings
@@ -153,21 +153,24 @@ class SubmitError:
 
     @property
     def message(self) -> str:
-        jobs = "job" if self.workers == 1 else "jobs"
-        return (f"Submitting {self.workers} worker {jobs} to cluster {self.cluster!r} failed at "
-                f"{self.at:%H:%M:%S} UTC: {self.detail} Check: {self.check}")
+        return ngettext(
+            "Submitting {workers} worker job to cluster {cluster} failed at {at} UTC: {detail} Check: {check}",
+            "Submitting {workers} worker jobs to cluster {cluster} failed at {at} UTC: {detail} Check: {check}",
+            self.workers,
+        ).format(workers=self.workers, cluster=repr(self.cluster), at=f"{self.at:%H:%M:%S}", detail=self.detail,
+                 check=self.check)
 
     def __str__(self) -> str:
         return self.message
 
 
 #: What to check when Slurm answered but refused the submission.
-REFUSED_CHECK = (
+REFUSED_CHECK = N_(
     "the request (account, partition, GPU type, walltime, memory) against what the cluster allows "
     "(`scontrol show partition`, your accounts) and the preset in arc.yaml"
 )
 #: What to check when the transport itself failed (not Slurm).
-TRANSPORT_CHECK = "the preset's transport settings in arc.yaml (submit host, key, Slurm client commands)"
+TRANSPORT_CHECK = N_("the preset's transport settings in arc.yaml (submit host, key, Slurm client commands)")
 
 
 def submit_error(cluster: str, workers: int, exc: BaseException, at: datetime | None = None) -> SubmitError:
@@ -183,14 +186,16 @@ def submit_error(cluster: str, workers: int, exc: BaseException, at: datetime | 
     """
     at = at or datetime.now(timezone.utc)
     if isinstance(exc, SlurmUnavailable):
-        detail, check = f"Slurm did not answer ({exc.command}: {exc.detail}).", exc.hint or TRANSPORT_CHECK
+        detail = _("Slurm did not answer ({command}: {detail}).").format(command=exc.command, detail=exc.detail)
+        check = exc.hint or _(TRANSPORT_CHECK)
     elif isinstance(exc, SlurmCommandError):
         command = exc.argv[0] if exc.argv else "sbatch"
         said = "; ".join(line.strip() for line in exc.stderr.splitlines() if line.strip())
-        detail = f"Slurm refused them ({command} exit {exc.returncode}): {said or '(no message)'}"
-        check = REFUSED_CHECK
+        detail = _("Slurm refused them ({command} exit {returncode}): {said}").format(
+            command=command, returncode=exc.returncode, said=said or _("(no message)"))
+        check = _(REFUSED_CHECK)
     else:
-        detail, check = f"{type(exc).__name__}: {exc}", TRANSPORT_CHECK
+        detail, check = f"{type(exc).__name__}: {exc}", _(TRANSPORT_CHECK)
     return SubmitError(cluster=cluster, workers=workers, detail=detail, check=check, at=at, exception=exc)
 
 
@@ -481,7 +486,8 @@ class ARCCluster(SLURMCluster):
             return super().new_worker_spec()
         i = self._free_indices(1)[0]
         if i >= self.preset.max_array_size:
-            raise ARCRequestError("workers", f"array index {i} is beyond MaxArraySize of {self.preset.name!r}",
+            raise ARCRequestError("workers", _("array index {index} is beyond MaxArraySize of {name}").format(
+                index=i, name=repr(self.preset.name)),
                                   [f"0..{self.preset.max_array_size - 1}"])
         return {self._new_worker_name(i): self.new_spec}
 

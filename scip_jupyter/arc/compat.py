@@ -41,7 +41,7 @@ from dask.utils import parse_bytes
 
 from ..i18n import _
 from .jobs import DIRECTIVE_FIELDS, GPU_OPTIONS, parse_gpu_directive, split_directive
-from .presets import ARCRequestError, ClusterPreset, ValidRequest, validate_request
+from .presets import ARCRequestError, ClusterPreset, ValidRequest, up_to, validate_request
 
 REQUEST, COMPOSED, OVERRIDE, PASSED, DEPRECATED, REFUSED = (
     "request", "composed", "override", "passed", "deprecated", "refused",
@@ -377,7 +377,7 @@ def _compose_job(c: Composition, i: _Inputs, preset: ClusterPreset) -> None:
                     raise ValueError
                 c.job[name] = str(value).replace(" ", "")
         except (TypeError, ValueError):
-            allowed = [f"1..{limits.max_cores}"] if name == "job_cpu" else [f"up to {limits.max_memory}"]
+            allowed = [f"1..{limits.max_cores}"] if name == "job_cpu" else [up_to(limits.max_memory)]
             problem = _("{value!r} is out of range for cluster {cluster!r}").format(value=value, cluster=preset.name)
             if name in i.given:
                 raise _refuse(name, problem, allowed) from None

@@ -36,6 +36,7 @@ from dask.utils import format_bytes
 from dask_jobqueue.slurm import SLURMJob
 from distributed.deploy.spec import ProcessInterface
 
+from ..i18n import _
 from .presets import ClusterPreset, ValidRequest
 from .tags import JobTags
 from .transport import SlurmCommandError, SlurmUnavailable, Transport
@@ -224,7 +225,8 @@ def parse_job_id(parsable: str) -> str:
     """
     m = re.match(r"\s*(\d+)", parsable)
     if not m:
-        raise SlurmCommandError("?", ["sbatch"], 0, f"could not read a job id from sbatch output {parsable!r}")
+        raise SlurmCommandError("?", ["sbatch"], 0, _("could not read a job id from sbatch output {output}").format(
+            output=repr(parsable)))
     return m.group(1)
 
 

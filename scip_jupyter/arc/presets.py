@@ -58,7 +58,7 @@ def parse_walltime(value: str | int) -> int:
     text = str(value).strip()
     m = _WALLTIME_RE.match(text)
     if not m:
-        raise ValueError(f"{value!r} is not a Slurm time like 03:00:00, 2-00:00:00 or 90 (minutes)")
+        raise ValueError(_("{value} is not a Slurm time like 03:00:00, 2-00:00:00 or 90 (minutes)").format(value=repr(value)))
     days, a, b, c = m.groups()
     if days is not None:  # d-h, d-h:m, d-h:m:s
         d, h, mi, s = int(days), int(a), int(b or 0), int(c or 0)
@@ -140,7 +140,7 @@ class WalltimeRules(StrictModel):
         return parse_walltime(self.maximum)
 
     def allowed(self) -> list[str]:
-        return [*self.tiers, f"or any time up to {self.maximum}"]
+        return [*self.tiers, _("or any time up to {maximum}").format(maximum=self.maximum)]
 
 
 class AccountRules(StrictModel):
@@ -319,7 +319,7 @@ class PresetFile(StrictModel):
         for p in self.clusters:
             if p.name == name:
                 return p
-        raise ARCRequestError("preset", f"unknown preset {name!r}", self.names())
+        raise ARCRequestError("preset", _("unknown preset {name}").format(name=repr(name)), self.names())
 
     def names(self) -> list[str]:
         return [p.name for p in self.clusters]
@@ -367,7 +367,25 @@ def load_default_presets() -> PresetFile:
 
 
 class ARCRequestError(OptionsError):
-    """A request that breaks a preset; names the field and the allowed values."""
+    """A request that breaks a preset; names the field and the allowed values.
+
+    `field` and `allowed` stay as the code knows them; `problem` and the words around them are in
+    the language of the notebook (or request) where it was raised (scip_jupyter.i18n).
+    """
+
+    def __str__(self) -> str:
+        allowed = ", ".join(self.allowed) if self.allowed else _("(none for your groups)")
+        return _("{field}: {problem}; allowed values: {allowed}").format(
+            field=self.field, problem=self.problem, allowed=allowed)
+
+
+def up_to(maximum: str) -> str:
+    """The allowed-values hint for a quantity with only a maximum (memory).
+
+    >>> up_to("256GiB")
+    'up to 256GiB'
+    """
+    return _("up to {maximum}").format(maximum=maximum)
 
 
 #: Fields a request may carry (the launcher widget and ARCCluster use the same names).
@@ -413,9 +431,9 @@ def _int(raw: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> in
             raise ValueError
         number = int(value)
     except (TypeError, ValueError):
-        raise ARCRequestError(key, f"{value!r} is not a whole number", [f"{lo}..{hi}"]) from None
+        raise ARCRequestError(key, _("{value} is not a whole number").format(value=repr(value)), [f"{lo}..{hi}"]) from None
     if not lo <= number <= hi:
-        raise ARCRequestError(key, f"{number} is out of range", [f"{lo}..{hi}"])
+        raise ARCRequestError(key, _("{value} is out of range").format(value=number), [f"{lo}..{hi}"])
     return number
 
 
@@ -426,7 +444,8 @@ def _bytes(raw: Mapping[str, Any], key: str, default: str | None) -> int | None:
     try:
         return parse_bytes(value) if isinstance(value, str) else int(value)
     except (TypeError, ValueError):
-        raise ARCRequestError(key, f"{value!r} is not an amount of memory", ["e.g. 2GiB, 512MiB"]) from None
+        raise ARCRequestError(key, _("{value} is not an amount of memory").format(value=repr(value)),
+                              [_("e.g. 2GiB, 512MiB")]) from None
 
 
 def validate_request(
@@ -434,10 +453,10 @@ def validate_request(
 ) -> ValidRequest:
     """Check a request against a preset (pure). Returns it normalised, or raises ARCRequestError."""
     if not isinstance(raw, Mapping):
-        raise ARCRequestError("request", "must be a mapping of fields", list(REQUEST_FIELDS))
+        raise ARCRequestError("request", _("must be a mapping of fields"), list(REQUEST_FIELDS))
     unknown = sorted(k for k in raw if k not in REQUEST_FIELDS)
     if unknown:
-        raise ARCRequestError(unknown[0], "unknown field", list(REQUEST_FIELDS))
+        raise ARCRequestError(unknown[0], _("unknown field"), list(REQUEST_FIELDS))
     notes: list[str] = []
 
     # account: the cluster's naming rules, and one of the user's own accounts
@@ -451,11 +470,12 @@ def validate_request(
                                   status=403)
     if not isinstance(account, str) or not rules.matches(account):
         raise ARCRequestError(
-            "account", f"{account!r} is not an account name on cluster {preset.name!r}",
+            "account", _("{account} is not an account name on cluster {name}").format(account=repr(account), name=repr(preset.name)),
             mine or rules.patterns,
         )
     if account not in mine:
-        raise ARCRequestError("account", f"{account!r} is not one of your accounts on cluster {preset.name!r}", mine, status=403)
+        raise ARCRequestError("account", _("{account} is not one of your accounts on cluster {name}").format(
+            account=repr(account), name=repr(preset.name)), mine, status=403)
 
     # GPUs: a type the cluster has; a MIG slice is one per job
     gpus = _int(raw, "gpus", 0, 0, preset.limits.max_gpus_per_node)
@@ -464,17 +484,18 @@ def validate_request(
         gpus = 1
     if gpus:
         if not preset.gpu_types:
-            raise ARCRequestError("gpus", f"cluster {preset.name!r} has no GPUs", ["0"])
+            raise ARCRequestError("gpus", _("cluster {name} has no GPUs").format(name=repr(preset.name)), ["0"])
         if gpu_type is None:
             gpu_type = (preset.full_gpu_types or preset.gpu_types)[0]
         if gpu_type not in preset.gpu_types:
-            raise ARCRequestError("gpu_type", f"{gpu_type!r} is not a GPU type on cluster {preset.name!r}", preset.gpu_types)
+            raise ARCRequestError("gpu_type", _("{gpu_type} is not a GPU type on cluster {name}").format(
+                gpu_type=repr(gpu_type), name=repr(preset.name)), preset.gpu_types)
         if is_mig(gpu_type) and gpus != 1:
-            raise ARCRequestError("gpus", f"a MIG slice ({gpu_type}) is one per job", ["1"])
+            raise ARCRequestError("gpus", _("a MIG slice ({gpu_type}) is one per job").format(gpu_type=gpu_type), ["1"])
     memory_per_gpu = raw.get("memory_per_gpu") or None
     if memory_per_gpu is not None:
         if not gpus:
-            raise ARCRequestError("memory_per_gpu", "only applies to GPU requests (set gpus first)", [])
+            raise ARCRequestError("memory_per_gpu", _("only applies to GPU requests (set gpus first)"), [])
         memory_per_gpu = slurm_memory(_bytes(raw, "memory_per_gpu", None))
 
     # partition
@@ -482,7 +503,8 @@ def validate_request(
     if partition is None:
         partition = preset.gpu_partition if gpus and preset.gpu_partition else preset.default_partition
     elif partition not in preset.partitions:
-        raise ARCRequestError("partition", f"{partition!r} is not a partition of cluster {preset.name!r}", preset.partitions)
+        raise ARCRequestError("partition", _("{partition} is not a partition of cluster {name}").format(
+            partition=repr(partition), name=repr(preset.name)), preset.partitions)
 
     # walltime
     wt = preset.walltime
@@ -492,14 +514,16 @@ def validate_request(
     except ValueError as exc:
         raise ARCRequestError("walltime", str(exc), wt.allowed()) from None
     if walltime <= 0:
-        raise ARCRequestError("walltime", "must be longer than zero", wt.allowed())
+        raise ARCRequestError("walltime", _("must be longer than zero"), wt.allowed())
     if walltime > wt.maximum_seconds:
         raise ARCRequestError(
-            "walltime", f"{format_walltime(walltime)} is over the maximum of cluster {preset.name!r} ({wt.maximum})", wt.allowed()
+            "walltime", _("{walltime} is over the maximum of cluster {name} ({maximum})").format(
+                walltime=format_walltime(walltime), name=repr(preset.name), maximum=wt.maximum), wt.allowed()
         )
     if wt.minimum and walltime < parse_walltime(wt.minimum):
         raise ARCRequestError(
-            "walltime", f"{format_walltime(walltime)} is under the minimum of cluster {preset.name!r} ({wt.minimum})", wt.allowed()
+            "walltime", _("{walltime} is under the minimum of cluster {name} ({minimum})").format(
+                walltime=format_walltime(walltime), name=repr(preset.name), minimum=wt.minimum), wt.allowed()
         )
 
     # worker shape
@@ -507,7 +531,8 @@ def validate_request(
     processes = _int(raw, "processes", min(preset.worker.processes, cores), 1, cores)
     memory = _bytes(raw, "memory", preset.worker.memory)
     if memory <= 0 or memory > parse_bytes(preset.limits.max_memory):
-        raise ARCRequestError("memory", f"{format_bytes(memory)} is out of range", [f"up to {preset.limits.max_memory}"])
+        raise ARCRequestError("memory", _("{value} is out of range").format(value=format_bytes(memory)),
+                              [up_to(preset.limits.max_memory)])
     max_workers = preset.max_jobs_per_user * processes
     workers = _int(raw, "workers", 0, 0, max_workers)
     return ValidRequest(
@@ -522,8 +547,9 @@ def check_scale(preset: ClusterPreset, jobs: int) -> None:
     limit = min(preset.max_jobs_per_user, preset.max_array_size)
     if jobs > limit:
         raise ARCRequestError(
-            "workers", f"{jobs} jobs exceed the limit of cluster {preset.name!r} ({limit} jobs per user; each array task counts)",
-            [f"0..{limit} jobs"],
+            "workers", _("{jobs} jobs exceed the limit of cluster {name} ({limit} jobs per user; each array task counts)")
+            .format(jobs=jobs, name=repr(preset.name), limit=limit),
+            [_("0..{limit} jobs").format(limit=limit)],
         )
 
 

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
+from ..i18n import _
 from .transport import SlurmCommandError, SlurmUnavailable, Transport, clean_environment
 
 API_VERSION = "v0.0.38"
@@ -269,7 +270,8 @@ class RestTransport(Transport):
         self.renewals = 0  # tokens fetched (tests read it)
 
     def default_hint(self) -> str:
-        return "that slurmrestd answers at the preset's url (`scripts/slurm-local status` for the local cluster) and that the hub can mint your Slurm token"
+        return _("that slurmrestd answers at the preset's url (`scripts/slurm-local status` for the local cluster) "
+                 "and that the hub can mint your Slurm token")
 
     @property
     def account(self) -> str | None:
@@ -291,7 +293,8 @@ class RestTransport(Transport):
                 except SlurmUnavailable:
                     raise
                 except Exception as exc:
-                    raise SlurmUnavailable(self.cluster, "token", f"could not get a Slurm token: {exc}", self.hint) from None
+                    raise SlurmUnavailable(self.cluster, "token", _("could not get a Slurm token: {error}").format(
+                        error=exc), self.hint) from None
                 self.renewals += 1
             return self._token
 

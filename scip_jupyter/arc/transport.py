@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Mapping, Sequence, TypeVar
 
+from ..i18n import _
+
 #: Commands the Alliance automation nodes allow (the Slurm four, plus `cat` to read
 #: files a job wrote); the SSH transport refuses anything else locally, before
 #: a connection is made.
@@ -67,9 +69,10 @@ class SlurmUnavailable(SlurmError):
         self.command = command
         self.detail = detail.strip()
         self.hint = hint
-        msg = f"Slurm on cluster {cluster!r} is not answering ({command}: {self.detail})."
+        msg = _("Slurm on cluster {cluster} is not answering ({command}: {detail}).").format(
+            cluster=repr(cluster), command=command, detail=self.detail)
         if hint:
-            msg += f" Check: {hint}"
+            msg += " " + _("Check: {hint}").format(hint=hint)
         super().__init__(msg)
 
 
@@ -81,7 +84,8 @@ class SlurmCommandError(SlurmError):
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr.strip()
-        super().__init__(f"{argv[0]} on cluster {cluster!r} failed (exit {returncode}): {self.stderr or '(no message)'}")
+        super().__init__(_("{command} on cluster {cluster} failed (exit {returncode}): {stderr}").format(
+            command=argv[0], cluster=repr(cluster), returncode=returncode, stderr=self.stderr or _("(no message)")))
 
 
 def json_load_failure(text: str) -> str | None:
@@ -181,7 +185,7 @@ class Transport:
         self.log: list[list[str]] = []  # argv of every call, in order (tests, benchmark)
 
     def default_hint(self) -> str:
-        return "that slurmctld runs (`scontrol ping`) and munge answers"
+        return _("that slurmctld runs (`scontrol ping`) and munge answers")
 
     @property
     def account(self) -> str | None:
@@ -203,7 +207,8 @@ class Transport:
         try:
             returncode, out, err = await asyncio.wait_for(self._run(argv, stdin, timeout), timeout)
         except asyncio.TimeoutError:
-            raise SlurmUnavailable(self.cluster, argv[0], f"no answer within {timeout:g}s", self.hint) from None
+            raise SlurmUnavailable(self.cluster, argv[0], _("no answer within {timeout}s").format(timeout=f"{timeout:g}"),
+                                   self.hint) from None
         if returncode != 0:
             if is_unavailable_message(err) or is_unavailable_message(out):
                 raise SlurmUnavailable(self.cluster, argv[0], (err or out).strip().splitlines()[-1], self.hint)
@@ -252,7 +257,8 @@ class LocalTransport(Transport):
         self.slurm_conf = str(slurm_conf) if slurm_conf else None
 
     def default_hint(self) -> str:
-        return "that slurmctld runs on this host (`scontrol ping`; for the local cluster `scripts/slurm-local status`) and munge answers"
+        return _("that slurmctld runs on this host (`scontrol ping`; for the local cluster `scripts/slurm-local status`) "
+                 "and munge answers")
 
     @property
     def account(self) -> str | None:
@@ -276,8 +282,8 @@ class LocalTransport(Transport):
             )
         except FileNotFoundError:
             raise SlurmUnavailable(
-                self.cluster, argv[0], f"{argv[0]} is not installed on this host",
-                "that the Slurm client commands are on PATH (Debian package slurm-client)",
+                self.cluster, argv[0], _("{command} is not installed on this host").format(command=argv[0]),
+                _("that the Slurm client commands are on PATH (Debian package slurm-client)"),
             ) from None
         try:
             out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
@@ -339,7 +345,8 @@ class SSHTransport(Transport):
         self._connecting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = {}
 
     def default_hint(self) -> str:
-        return "that the login/automation node is reachable with your key and that slurmctld answers there (`scontrol ping`)"
+        return _("that the login/automation node is reachable with your key and that slurmctld answers there "
+                 "(`scontrol ping`)")
 
     @property
     def account(self) -> str | None:
@@ -387,7 +394,8 @@ class SSHTransport(Transport):
                 try:
                     self._credential = await self.credentials()
                 except Exception as exc:
-                    raise SlurmUnavailable(self.cluster, "ssh", f"could not get an SSH certificate: {exc}", self.hint) from None
+                    raise SlurmUnavailable(self.cluster, "ssh", _("could not get an SSH certificate: {error}").format(
+                        error=exc), self.hint) from None
                 self.renewals += 1
             client_keys = [(self._credential.key, self._credential.certificate)]
         options = dict(
@@ -405,7 +413,8 @@ class SSHTransport(Transport):
             conn = await asyncssh.connect(**options)
         except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
             raise SlurmUnavailable(
-                self.cluster, "ssh", f"cannot connect to {t.user + '@' if t.user else ''}{t.host}:{t.port}: {exc}",
+                self.cluster, "ssh", _("cannot connect to {target}: {error}").format(
+                    target=f"{t.user + '@' if t.user else ''}{t.host}:{t.port}", error=exc),
                 self.hint,
             ) from None
         return conn
@@ -421,7 +430,8 @@ class SSHTransport(Transport):
                 result = await conn.run(command, input=stdin, check=False)
         except (OSError, asyncssh.Error) as exc:
             self._conns.pop(id(asyncio.get_running_loop()), None)
-            raise SlurmUnavailable(self.cluster, argv[0], f"ssh channel failed: {exc}", self.hint) from None
+            raise SlurmUnavailable(self.cluster, argv[0], _("ssh channel failed: {error}").format(error=exc),
+                                   self.hint) from None
         code = result.exit_status if result.exit_status is not None else 255
         return code, str(result.stdout or ""), str(result.stderr or "")
 
