@@ -317,3 +317,36 @@ def test_scale_after_a_failed_submission_submits_again(slurm_cluster, counted, s
     finally:
         cluster.close()
     assert_no_jobs_left(slurm_cluster, server)
+
+
+def test_a_french_notebook_reads_the_refusals_and_slurms_rejection_in_french(slurm_cluster, counted, server,
+                                                                             monkeypatch):
+    """LANG=fr_CA in the notebook's environment (as a French kernel has it): the validator's refusal
+    and the real sbatch's rejection reach ARCCluster and the launcher in French; the field, the
+    allowed values and what Slurm itself said are unchanged (issue 14)."""
+    monkeypatch.setenv("LANG", "fr_CA.UTF-8")
+    with pytest.raises(ARCRequestError) as err:
+        make_cluster(server, walltime="8-00:00:00")
+    assert err.value.field == "walltime"
+    assert str(err.value).startswith("walltime : 8-00:00:00 dépasse le maximum de la grappe 'local-slurm' "
+                                     "(7-00:00:00) ; valeurs permises : 03:00:00, ")
+    assert err.value.allowed[-1] == "ou toute durée jusqu’à 7-00:00:00"
+    assert counted("sbatch") == []
+
+    base = PRESETS.get("local-slurm")
+    preset = base.model_copy(update={"partitions": [*base.partitions, "nowhere"]})
+    presets = PRESETS.model_copy(update={"clusters": [preset]})
+    m = LauncherModel(presets, accounts=lambda p: ["def-demo"], user="pytest", workers=2, partition="nowhere",
+                      cluster_kwargs={"tags": tags_for(server), "walltime": "00:20:00", "memory": 256 * 2**20})
+    m.launch()
+    try:
+        wait_until(lambda: m.phase == "failed", 60, "the launcher to show the rejected submission")
+        assert m.message.startswith("La soumission de 2 tâches de worker à la grappe 'local-slurm' a échoué à "), m.message
+        assert "Slurm les a refusées (sbatch, code de sortie 1) : " in m.message
+        assert "invalid partition specified: nowhere" in m.message  # Slurm's own words, as it said them
+        assert "Vérifiez : la demande (compte, partition, type de GPU, durée, mémoire)" in m.message
+        assert len(counted("sbatch")) == 1
+        assert our_jobs(slurm_cluster, server) == []
+    finally:
+        m.shutdown()
+    assert m.phase == "closed"
