@@ -56,6 +56,7 @@ from typing import Any, Callable, Mapping, Sequence
 from traitlets import Any as AnyTrait
 from traitlets import Dict, Float, HasTraits, Instance, Int, Unicode, observe, validate
 
+from ..i18n import _, ngettext
 from .monitor import JobMonitor
 from .presets import (
     ARCPresetRefused,
@@ -268,7 +269,7 @@ class LauncherModel(HasTraits):
             return list(p.gpu_types)
         if field == "walltime":
             return list(p.walltime.tiers)
-        raise ARCRequestError("field", f"{field!r} has no list of choices", ["preset", "account", "partition", "gpu_type", "walltime"])
+        raise ARCRequestError("field", _("{field} has no list of choices").format(field=repr(field)), ["preset", "account", "partition", "gpu_type", "walltime"])
 
     def _raw(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in FIELDS}
@@ -279,7 +280,7 @@ class LauncherModel(HasTraits):
 
     def _candidate(self, field: str, value: Any) -> dict[str, Any]:
         if field not in FIELDS:
-            raise ARCRequestError("field", f"{field!r} is not a launcher field", list(FIELDS))
+            raise ARCRequestError("field", _("{field} is not a launcher field").format(field=repr(field)), list(FIELDS))
         if field == "preset":
             self._refuse_unavailable(value)
             return self._defaults(value)
@@ -341,7 +342,7 @@ class LauncherModel(HasTraits):
 
     def _require(self, *phases: str) -> None:
         if self.phase not in phases:
-            raise ARCRequestError("phase", f"cannot do this while the cluster is {self.phase}", list(phases))
+            raise ARCRequestError("phase", _("cannot do this while the cluster is {phase}").format(phase=self.phase), list(phases))
 
     def launch(self) -> Any:
         """Start the cluster on the preset and ask for `workers` workers."""
@@ -349,7 +350,7 @@ class LauncherModel(HasTraits):
         self._refuse_unavailable(self.preset)
         valid = self.check("workers", self.workers)
         check_scale(self.preset_object(), valid.jobs)
-        self.phase, self.message = "launching", f"Launching on {valid.preset}..."
+        self.phase, self.message = "launching", _("Launching on {preset}...").format(preset=valid.preset)
         try:
             cluster = self.cluster_factory(**self._cluster_arguments(valid))
             self.cluster = cluster
@@ -361,10 +362,12 @@ class LauncherModel(HasTraits):
             self.monitor = self._monitor_for(cluster)
         except Exception as exc:  # noqa: BLE001 - shown inline; the person fixes and retries
             self._close_quietly()
-            self.phase, self.message = "error", f"Launch failed: {exc}"
+            self.phase, self.message = "error", _("Launch failed: {error}").format(error=exc)
             raise
         if self.phase == "launching":  # a submission may already have failed (phase "failed")
-            self.phase, self.message = "running", f"Launched on {valid.preset}: {valid.workers} workers requested."
+            self.phase, self.message = "running", ngettext(
+                "Launched on {preset}: {workers} worker requested.", "Launched on {preset}: {workers} workers requested.",
+                valid.workers).format(preset=valid.preset, workers=valid.workers)
         return cluster
 
     def _cluster_arguments(self, valid: ValidRequest) -> dict[str, Any]:
@@ -401,34 +404,36 @@ class LauncherModel(HasTraits):
         check_scale(self.preset_object(), valid.jobs)
         self.cluster.scale(valid.workers)
         if self.phase == "running":  # "failed" keeps its message until a submission works
-            self.message = f"Scaling to {valid.workers} workers."
+            self.message = ngettext("Scaling to {workers} worker.", "Scaling to {workers} workers.", valid.workers).format(
+                workers=valid.workers)
 
     def adapt(self, minimum: int = 0, maximum: int | None = None) -> None:
         """Let Dask scale between `minimum` and `maximum` (default: the workers field)."""
         self._require(*LIVE)
         maximum = self.workers if maximum is None else maximum
         if not 0 <= minimum <= maximum:
-            raise ARCRequestError("minimum", f"{minimum} must be between 0 and maximum ({maximum})", [f"0..{maximum}"])
+            raise ARCRequestError("minimum", _("{minimum} must be between 0 and maximum ({maximum})").format(
+                minimum=minimum, maximum=maximum), [f"0..{maximum}"])
         self.check("workers", maximum)
         check_scale(self.preset_object(), -(-maximum // self.request.processes))
         self.cluster.adapt(minimum=minimum, maximum=maximum)
         if self.phase == "running":
-            self.message = f"Adapting between {minimum} and {maximum} workers."
+            self.message = _("Adapting between {minimum} and {maximum} workers.").format(minimum=minimum, maximum=maximum)
 
     def shutdown(self) -> None:
         """Close the cluster: its workers' Slurm jobs are cancelled."""
         self._require(*LIVE, "launching", "error")
         self._stop_listening()
         if self.cluster is None:  # a failed launch already closed what it started
-            self.phase, self.message = "closed", "No cluster was running."
+            self.phase, self.message = "closed", _("No cluster was running.")
             return
-        self.phase, self.message = "closing", "Shutting down..."
+        self.phase, self.message = "closing", _("Shutting down...")
         try:
             self.cluster.close()
         except Exception as exc:  # noqa: BLE001
-            self.phase, self.message = "error", f"Shutdown failed: {exc}"
+            self.phase, self.message = "error", _("Shutdown failed: {error}").format(error=exc)
             raise
-        self.phase, self.message = "closed", "Cluster closed; its Slurm jobs were cancelled."
+        self.phase, self.message = "closed", _("Cluster closed; its Slurm jobs were cancelled.")
 
     def _stop_listening(self) -> None:
         stop = getattr(self.cluster, "remove_submit_listener", None)
@@ -453,7 +458,7 @@ class LauncherModel(HasTraits):
         if error is not None:
             self.phase, self.message = "failed", str(error)
         elif self.phase == "failed":
-            self.phase, self.message = "running", f"Workers submitted to {self.preset}."
+            self.phase, self.message = "running", _("Workers submitted to {preset}.").format(preset=self.preset)
 
     def sync_cluster(self) -> None:
         """Follow `cluster.last_error` (for clusters that cannot call listeners; cheap, no Slurm call)."""

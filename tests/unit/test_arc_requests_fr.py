@@ -183,3 +183,44 @@ def test_a_failed_submission_reads_in_french(workers, jobs):
                               "08:00:00 UTC : Slurm les a refusées (sbatch, code de sortie 1) : sbatch: error: "
                               "invalid partition specified: nope Vérifiez : la demande (compte, partition")
     assert silence.endswith("Slurm n’a pas répondu (sbatch : no answer within 30s). Vérifiez : that robot.fir answers")
+
+
+class QuietCluster:
+    """Stands in for ARCCluster behind the launcher: records scale/adapt/close, no Slurm."""
+
+    def __init__(self, **kwargs):
+        self.calls = []
+
+    def scale(self, n):
+        self.calls.append(("scale", n))
+
+    def adapt(self, minimum, maximum):
+        self.calls.append(("adapt", minimum, maximum))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_the_launchers_own_words_follow_the_language():
+    from scip_jupyter.arc.launcher import LauncherModel
+
+    said = {}
+    for language in ("en", "fr"):
+        with use_locale(language):
+            m = LauncherModel(PRESETS, accounts=lambda p: ["def-demo"], cluster_factory=QuietCluster, user="alice",
+                              workers=1, preset="local-slurm")
+            m.launch()
+            launched = m.message
+            m.scale(3)
+            scaled = m.message
+            with pytest.raises(ARCRequestError) as err:
+                m.adapt(5, 2)
+            m.shutdown()
+            said[language] = (launched, scaled, err.value.field, err.value.problem, err.value.allowed, m.message)
+            assert m.cluster.calls == [("scale", 1), ("scale", 3), ("close",)]
+    assert said["en"] == ("Launched on local-slurm: 1 worker requested.", "Scaling to 3 workers.", "minimum",
+                          "5 must be between 0 and maximum (2)", ["0..2"],
+                          "Cluster closed; its Slurm jobs were cancelled.")
+    assert said["fr"] == ("Lancé sur local-slurm : 1 worker demandé.", "Passage à 3 workers.", "minimum",
+                          "5 doit être entre 0 et le maximum (2)", ["0..2"],
+                          "Grappe Dask fermée ; ses tâches Slurm ont été annulées.")
