@@ -33,7 +33,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from ..i18n import negotiate, use_locale
+from ..i18n import _, negotiate, use_locale
 from .arbiter import GpuArbiter, ProfileInfo
 from .budget import BudgetWatch, CompressedClock
 from .notices import notice_json
@@ -132,6 +132,17 @@ def account_lookup(ledger, ttl: float = 2.0):
 
 
 class _Base(HubOAuthenticated, web.RequestHandler):
+    def prepare(self):
+        if self.settings.get("arbiter") is None:
+            # still waiting for the ledger (main: build retried until its database answers)
+            with use_locale(negotiate(self.request.headers.get("Accept-Language"), self.get_argument("lang", None))):
+                message = _("The GPU service is starting: the allocation ledger is not available yet.")
+            self.set_status(503)
+            self.set_header("Retry-After", "10")
+            self.reply({"status": 503, "message": message})  # finishing in prepare ends the request here
+            return None
+        return super().prepare()
+
     def who(self) -> dict:
         user = self.get_current_user()
         if not user:
@@ -232,18 +243,65 @@ def build(env=os.environ):
     return culling, budget, records, arbiter, watch
 
 
+async def build_when_ready(env=os.environ, wait: float = 2.0, most: float = 30.0, sleep=None):
+    """`build()` (in a thread), tried again, backing off up to `most` s, while the ledger's database does
+    not answer: a hub exits when a managed service dies or stays unreachable, so a PostgreSQL that is down
+    at the hub's start must not end this service. One log line per failure, never the database's address."""
+    import asyncio
+
+    from ..allocations.ledger import unavailable_reason
+
+    sleep = sleep or asyncio.sleep
+    while True:
+        try:
+            return await asyncio.to_thread(build, env)
+        except Exception as exc:  # noqa: BLE001 (the database is not answering: wait and try again)
+            if not _ledger_unavailable(exc):
+                raise
+            log.warning("ledger not available (%s); trying again in %.0f s", unavailable_reason(exc), wait)
+            await sleep(wait)
+            wait = min(most, wait * 2)
+
+
+def _ledger_unavailable(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return isinstance(exc, (DBAPIError, PoolTimeout, ConnectionError, TimeoutError))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(asctime)s scip-gpu] %(message)s")
     from jupyterhub_idle_culler import IdleCuller
 
     from ..signals import stop_on_signals
 
-    culling, budget, records, arbiter, watch = build()
+    stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    make_app(records, arbiter, watch).listen(url.port, url.hostname or "127.0.0.1")
+    # listen first (the hub waits for this port and exits if it stays closed), answering 503 until built
+    app = make_app(None, None, None)
+    app.listen(url.port, url.hostname or "127.0.0.1")
+    loop = IOLoop.current()
+    built = []
+
+    async def wait_for_ledger():
+        try:
+            built.append(await build_when_ready())
+        finally:
+            loop.stop()
+
+    loop.add_callback(wait_for_ledger)
+    try:
+        loop.start()  # serves 503 until the ledger answers
+    except KeyboardInterrupt:
+        log.info("stopping")
+        return
+    if not built:  # build failed for another reason: logged by the loop; exit non-zero for the hub's log
+        raise SystemExit(1)
+    culling, budget, records, arbiter, watch = built[0]
+    app.settings.update(records=records, arbiter=arbiter, watch=watch)
     log.info("listening on %s:%s; GPU source: %s; budget watcher: %s", url.hostname, url.port,
              getattr(arbiter.source, "name", "none"), "on" if watch else "off")
-    loop = IOLoop.current()
     if watch is not None:
         async def budget_step():
             try:
@@ -255,7 +313,6 @@ def main() -> None:
     PeriodicCallback(arbiter.flush, 1000).start()  # the round's notices and cull records, one commit
     if hasattr(arbiter.source, "sample"):  # NVML knows only the present: keep a history
         PeriodicCallback(arbiter.source.sample, min(5.0, culling.cull_every) * 1000).start()
-    stop_on_signals()  # the hub stops its services with SIGINT, then SIGTERM
     if culling.enabled:
         culler = IdleCuller(
             timeout=culling.activity_timeout, cull_every=culling.cull_every, url=os.environ["JUPYTERHUB_API_URL"],
