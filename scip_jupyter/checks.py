@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import ConfigError, ConfigProblem
+from .i18n import _
 from .lazy import load
 
 #: file name -> "module:function" loading and validating it (raises ConfigError).
@@ -24,7 +25,7 @@ def check_dir(folder: str | Path) -> tuple[list[str], list[ConfigProblem]]:
     """Validate the known config files in `folder`; returns (files checked, problems)."""
     folder = Path(folder)
     if not folder.is_dir():
-        return [], [ConfigProblem(str(folder), 1, "(folder)", "is not a folder")]
+        return [], [ConfigProblem(str(folder), 1, "(folder)", _("is not a folder"))]
     checked, problems = [], []
     for name, spec in LOADERS.items():
         path = folder / name
@@ -34,7 +35,7 @@ def check_dir(folder: str | Path) -> tuple[list[str], list[ConfigProblem]]:
         try:
             loader = load(spec)
         except (ImportError, AttributeError) as exc:  # a module not built yet is a problem, not a crash
-            problems.append(ConfigProblem(str(path), 1, "(loader)", f"cannot load validator {spec}: {exc}"))
+            problems.append(ConfigProblem(str(path), 1, "(loader)", _("cannot load validator {spec}: {error}").format(spec=spec, error=exc)))
             continue
         try:
             loader(path)
@@ -42,6 +43,6 @@ def check_dir(folder: str | Path) -> tuple[list[str], list[ConfigProblem]]:
             problems.extend(exc.problems)
     if not checked:
         problems.append(
-            ConfigProblem(str(folder), 1, "(folder)", f"holds none of {', '.join(LOADERS)}")
+            ConfigProblem(str(folder), 1, "(folder)", _("holds none of {names}").format(names=", ".join(LOADERS)))
         )
     return checked, problems

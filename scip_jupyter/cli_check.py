@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .checks import check_dir
+from .i18n import _
 
 
 def add_arguments(parser):
@@ -16,7 +17,7 @@ def run(args) -> int:
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s) in {len(checked)} file(s)", file=sys.stderr)
+        print(_("{problems} problem(s) in {files} file(s)").format(problems=len(problems), files=len(checked)), file=sys.stderr)
         return 1
-    print(f"ok: {', '.join(checked)}")
+    print(_("ok: {files}").format(files=", ".join(checked)))
     return 0

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .i18n import _
+
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
@@ -97,16 +99,21 @@ def _read_text(path: Path) -> str:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), 1, "(file)", f"cannot be read: {exc.strerror or exc}")]) from None
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", _("cannot be read: {error}").format(error=exc.strerror or exc))]) from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([ConfigProblem(str(path), 1, "(file)", f"more than {MAX_CONFIG_BYTES} bytes; a config file is at most that")])
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", _("more than {limit} bytes; a config file is at most that").format(limit=MAX_CONFIG_BYTES))])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError([ConfigProblem(
-            str(path), line, "(encoding)", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file as UTF-8",
+            str(path), line, "(encoding)", _("not UTF-8 text (byte {byte} at offset {offset}); save the file as UTF-8").format(
+                byte=f"0x{raw[exc.start]:02x}", offset=exc.start),
         )]) from None
+
+
+def _nested_too_deep() -> str:
+    return _("nested too deep (more than {limit} levels)").format(limit=MAX_DEPTH)
 
 
 def _check_shape(node: yaml.Node, path: str) -> None:
@@ -119,7 +126,7 @@ def _check_shape(node: yaml.Node, path: str) -> None:
     while stack:
         current, depth, done = stack.pop()
         if depth > MAX_DEPTH:
-            raise ConfigError([ConfigProblem(path, current.start_mark.line + 1, "(nesting)", f"nested too deep (more than {MAX_DEPTH} levels)")])
+            raise ConfigError([ConfigProblem(path, current.start_mark.line + 1, "(nesting)", _nested_too_deep())])
         if isinstance(current, yaml.ScalarNode):
             sizes[id(current)] = 1
             continue
@@ -135,17 +142,18 @@ def _check_shape(node: yaml.Node, path: str) -> None:
         if total > MAX_EXPANDED_NODES:
             raise ConfigError([ConfigProblem(
                 path, current.start_mark.line + 1, "(aliases)",
-                f"anchors and aliases expand to more than {MAX_EXPANDED_NODES} values; write the values out or use fewer aliases",
+                _("anchors and aliases expand to more than {limit} values; write the values out or use fewer aliases").format(
+                    limit=MAX_EXPANDED_NODES),
             )])
         sizes[id(current)] = total
         if isinstance(current, yaml.MappingNode):
             seen: dict = {}
             for key, _value in current.value:
                 if not isinstance(key, yaml.ScalarNode):
-                    raise ConfigError([ConfigProblem(path, key.start_mark.line + 1, "(syntax)", "a key must be a plain word, not a list or mapping")])
+                    raise ConfigError([ConfigProblem(path, key.start_mark.line + 1, "(syntax)", _("a key must be a plain word, not a list or mapping"))])
                 if key.value in seen:
                     raise ConfigError([ConfigProblem(
-                        path, key.start_mark.line + 1, str(key.value)[:60], f"key appears twice (first on line {seen[key.value]})",
+                        path, key.start_mark.line + 1, str(key.value)[:60], _("key appears twice (first on line {line})").format(line=seen[key.value]),
                     )])
                 seen[key.value] = key.start_mark.line + 1
 
@@ -158,7 +166,7 @@ def load_yaml(path: str | os.PathLike) -> tuple[Any, dict[tuple, int]]:
     """
     path = Path(path)
     if path.is_dir():
-        raise ConfigError([ConfigProblem(str(path), 1, "(file)", "is a folder, not a YAML file")])
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", _("is a folder, not a YAML file"))])
     text = _read_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -171,7 +179,7 @@ def load_yaml(path: str | os.PathLike) -> tuple[Any, dict[tuple, int]]:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line per problem
         raise ConfigError([ConfigProblem(str(path), line, "(syntax)", problem.replace('"<unicode string>", ', ""))]) from None
     except RecursionError:
-        raise ConfigError([ConfigProblem(str(path), 1, "(nesting)", f"nested too deep (more than {MAX_DEPTH} levels)")]) from None
+        raise ConfigError([ConfigProblem(str(path), 1, "(nesting)", _nested_too_deep())]) from None
     lines = _line_map(node) if node is not None else {}
     return data, lines
 
@@ -188,7 +196,7 @@ def validate_data(model: type[M], data: Any, lines: dict[tuple, int], file: str)
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
             if err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling; see the documented fields)"
+                msg = _("unknown field (check the spelling; see the documented fields)")
             problems.append(ConfigProblem.at(file, lines, loc, msg))
         raise ConfigError(problems) from None
 
@@ -209,7 +217,7 @@ def require_unique(values: Iterable[str], what: str) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} {value!r} appears twice")
+            raise ValueError(_("{what} {value} appears twice").format(what=what, value=repr(value)))
         seen.add(value)
 
 

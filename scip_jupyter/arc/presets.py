@@ -118,7 +118,7 @@ class WalltimeRules(StrictModel):
     def _tiers(cls, v: list[str]) -> list[str]:
         secs = [parse_walltime(t) for t in v]
         if secs != sorted(secs):
-            raise ValueError("tiers must go from shortest to longest")
+            raise ValueError(_("tiers must go from shortest to longest"))
         return [format_walltime(s) for s in secs]
 
     @field_validator("maximum", "default", "minimum")
@@ -130,9 +130,10 @@ class WalltimeRules(StrictModel):
     def _consistent(self):
         top = parse_walltime(self.maximum)
         if any(parse_walltime(t) > top for t in self.tiers):
-            raise ValueError(f"a tier is longer than the maximum {self.maximum}")
+            raise ValueError(_("a tier is longer than the maximum {maximum}").format(maximum=self.maximum))
         if self.default and parse_walltime(self.default) > top:
-            raise ValueError(f"default {self.default} is longer than the maximum {self.maximum}")
+            raise ValueError(_("default {default} is longer than the maximum {maximum}").format(
+                default=self.default, maximum=self.maximum))
         return self
 
     @property
@@ -158,7 +159,8 @@ class AccountRules(StrictModel):
         for user, accounts in self.users.items():
             for a in accounts:
                 if not self.matches(a):
-                    raise ValueError(f"users.{user}: account {a!r} matches none of {', '.join(self.patterns)}")
+                    raise ValueError(_("users.{user}: account {account} matches none of {patterns}").format(
+                        user=user, account=repr(a), patterns=", ".join(self.patterns)))
         return self
 
     def matches(self, account: str) -> bool:
@@ -184,7 +186,7 @@ class NetworkConfig(StrictModel):
     @model_validator(mode="after")
     def _contact(self):
         if self.mode == "connect-back" and not self.contact_host:
-            raise ValueError("connect-back needs contact_host (how compute nodes reach the notebook)")
+            raise ValueError(_("connect-back needs contact_host (how compute nodes reach the notebook)"))
         return self
 
 
@@ -279,7 +281,7 @@ class ClusterPreset(StrictModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if not SLUG_RE.match(v):  # preset names follow the catalog's slug rule
-            raise ValueError(f"{v!r} must be 1-40 lowercase letters, digits or '-'")
+            raise ValueError(_("{name} must be 1-40 lowercase letters, digits or '-'").format(name=repr(v)))
         return v
 
     @field_validator("gpu_types")
@@ -287,7 +289,8 @@ class ClusterPreset(StrictModel):
     def _gpu_types(cls, v: list[str]) -> list[str]:
         for t in v:
             if not re.match(r"^[a-z0-9_.]+$", t):
-                raise ValueError(f"{t!r} is not a Slurm GPU type name (lowercase, digits, '_', '.')")
+                raise ValueError(_("{gpu_type} is not a Slurm GPU type name (lowercase, digits, '_', '.')").format(
+                    gpu_type=repr(t)))
         return v
 
     @model_validator(mode="after")
@@ -295,7 +298,8 @@ class ClusterPreset(StrictModel):
         for key in ("default_partition", "gpu_partition"):
             value = getattr(self, key)
             if value is not None and value not in self.partitions:
-                raise ValueError(f"{key} {value!r} is not one of partitions: {', '.join(self.partitions)}")
+                raise ValueError(_("{key} {value} is not one of partitions: {partitions}").format(
+                    key=key, value=repr(value), partitions=", ".join(self.partitions)))
         return self
 
     @property
@@ -312,7 +316,7 @@ class PresetFile(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self):
-        require_unique([p.name for p in self.clusters], "preset name")
+        require_unique([p.name for p in self.clusters], _("preset name"))
         return self
 
     def get(self, name: str) -> ClusterPreset:
@@ -359,7 +363,7 @@ def default_presets_path() -> Path:
 def load_default_presets() -> PresetFile:
     path = default_presets_path()
     if not path.exists():
-        raise ConfigError([ConfigProblem(str(path), 1, "(file)", f"no ARC presets file; set {ENV_PRESETS}")])
+        raise ConfigError([ConfigProblem(str(path), 1, "(file)", _("no ARC presets file; set {variable}").format(variable=ENV_PRESETS))])
     return load_presets(path)
 
 
