@@ -261,15 +261,21 @@ def test_workers_use_the_presets_contact_address(slurm_cluster, counted, server)
     assert_no_jobs_left(slurm_cluster, server)
 
 
-def test_partition_slurm_rejects_reaches_the_launcher_and_nothing_hangs(slurm_cluster, counted, server):
-    """The preset allows a partition Slurm does not have: sbatch fails for real, and
-    the failure reaches `cluster.last_error` and the launcher instead of the event loop."""
+def launch_on_a_partition_slurm_lacks(server: str) -> LauncherModel:
+    """A launcher for 2 workers on a partition the preset allows and the local Slurm does not have."""
     base = PRESETS.get("local-slurm")
     preset = base.model_copy(update={"partitions": [*base.partitions, "nowhere"]})
     presets = PRESETS.model_copy(update={"clusters": [preset]})
     m = LauncherModel(presets, accounts=lambda p: ["def-demo"], user="pytest", workers=2, partition="nowhere",
                       cluster_kwargs={"tags": tags_for(server), "walltime": "00:20:00", "memory": 256 * 2**20})
     m.launch()
+    return m
+
+
+def test_partition_slurm_rejects_reaches_the_launcher_and_nothing_hangs(slurm_cluster, counted, server):
+    """The preset allows a partition Slurm does not have: sbatch fails for real, and
+    the failure reaches `cluster.last_error` and the launcher instead of the event loop."""
+    m = launch_on_a_partition_slurm_lacks(server)
     try:
         wait_until(lambda: m.phase == "failed", 60, "the launcher to show the rejected submission")
         error = m.cluster.last_error
@@ -333,12 +339,7 @@ def test_a_french_notebook_reads_the_refusals_and_slurms_rejection_in_french(slu
     assert err.value.allowed[-1] == "ou toute durée jusqu’à 7-00:00:00"
     assert counted("sbatch") == []
 
-    base = PRESETS.get("local-slurm")
-    preset = base.model_copy(update={"partitions": [*base.partitions, "nowhere"]})
-    presets = PRESETS.model_copy(update={"clusters": [preset]})
-    m = LauncherModel(presets, accounts=lambda p: ["def-demo"], user="pytest", workers=2, partition="nowhere",
-                      cluster_kwargs={"tags": tags_for(server), "walltime": "00:20:00", "memory": 256 * 2**20})
-    m.launch()
+    m = launch_on_a_partition_slurm_lacks(server)
     try:
         wait_until(lambda: m.phase == "failed", 60, "the launcher to show the rejected submission")
         assert m.message.startswith("La soumission de 2 tâches de worker à la grappe 'local-slurm' a échoué à "), m.message

@@ -19,27 +19,12 @@ from scip_jupyter.arc.presets import ARCRequestError, check_scale, example_prese
 from scip_jupyter.arc.tags import JobTags
 from scip_jupyter.arc.transport import LocalTransport, SlurmCommandError, SlurmUnavailable, Transport
 from scip_jupyter.i18n import use_locale
+from tests.unit.test_arc_dropin import RecordingSlurm
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = load_presets(ROOT / "hub_config" / "arc.yaml")
 TAGS = JobTags(user="alice", server="lab", project="def-demo", site="scip-local", jurisdiction="CA")
 TIERS = ["03:00:00", "12:00:00", "1-00:00:00", "3-00:00:00", "7-00:00:00"]
-
-
-class CountingSlurm(Transport):
-    """Answers every command and counts sbatch calls (none may happen for a refused request)."""
-
-    kind = "local"
-
-    def __init__(self):
-        super().__init__("local-slurm", hint="scripts/slurm-local status")
-        self.sbatch = 0
-
-    async def _run(self, argv, stdin, timeout):
-        if argv[0] == "sbatch":
-            self.sbatch += 1
-            return 0, f"{700 + self.sbatch}\n", ""
-        return 0, "", ""
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +43,7 @@ def bad_walltime(transport: Transport) -> ARCRequestError:
 
 
 def test_arccluster_with_a_bad_walltime_refuses_in_french_naming_the_field_and_the_allowed_values():
-    transport = CountingSlurm()
+    transport = RecordingSlurm()
     with use_locale("fr"):
         exc = bad_walltime(transport)
         text = str(exc)
@@ -67,11 +52,11 @@ def test_arccluster_with_a_bad_walltime_refuses_in_french_naming_the_field_and_t
     assert exc.allowed == [*TIERS, "ou toute durée jusqu’à 7-00:00:00"]
     assert text == ("walltime : 8-00:00:00 dépasse le maximum de la grappe 'local-slurm' (7-00:00:00) ; "
                     "valeurs permises : " + ", ".join(TIERS) + ", ou toute durée jusqu’à 7-00:00:00")
-    assert transport.sbatch == 0
+    assert transport.submitted == []
 
 
 def test_the_same_refusal_in_english_keeps_its_wording():
-    exc = bad_walltime(CountingSlurm())
+    exc = bad_walltime(RecordingSlurm())
     assert str(exc) == ("walltime: 8-00:00:00 is over the maximum of cluster 'local-slurm' (7-00:00:00); "
                         "allowed values: " + ", ".join(TIERS) + ", or any time up to 7-00:00:00")
 
@@ -79,7 +64,7 @@ def test_the_same_refusal_in_english_keeps_its_wording():
 def test_a_notebook_whose_environment_says_french_gets_french(monkeypatch):
     """No use_locale(): a kernel's language comes from its environment (LANG, as the spawner sets it)."""
     monkeypatch.setenv("LANG", "fr_CA.UTF-8")
-    exc = bad_walltime(CountingSlurm())
+    exc = bad_walltime(RecordingSlurm())
     assert "dépasse le maximum de la grappe" in exc.problem and "valeurs permises" in str(exc)
 
 
