@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+from ..i18n import N_, _
 from .poller import JobPoller
 from .registry import JobRecord, JobRegistry
 from .states import JobState, Phase, jobs_of_server, scancel_argv
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: What a job id given by a person may look like: `123`, `123_4` (one array task), `123_[4-7]`.
 JOB_ID = re.compile(r"^\d{1,12}(_\d{1,7}|_\[[0-9,\-%]{1,64}\])?$")
-JOB_ID_HELP = "a Slurm job id: digits, optionally _<task> for one array task (e.g. 1234 or 1234_5)"
+JOB_ID_HELP = N_("a Slurm job id: digits, optionally _<task> for one array task (e.g. 1234 or 1234_5)")
 GONE_REASON = "no longer in the queue (finished)"
 NEW_REASON = "submitted after the last squeue listing"
 
@@ -61,7 +62,7 @@ def check_job_id(value: str) -> str:
     """Validate a job id from a request or the command line."""
     value = (value or "").strip()
     if not JOB_ID.match(value):
-        raise ValueError(f"job_id: {value!r} is not {JOB_ID_HELP}")
+        raise ValueError(_("job_id: {value} is not {what}").format(value=repr(value), what=_(JOB_ID_HELP)))
     return value
 
 
@@ -164,7 +165,7 @@ class ServerJobs:
         for attempt in (0, 1):
             for preset in presets:
                 try:
-                    seen, _ = await self._seen(preset, records)
+                    seen, _polled = await self._seen(preset, records)
                 except Exception as exc:
                     log.warning("listing jobs on %s to cancel %s failed: %s", preset, job_id, exc)
                     continue
@@ -176,7 +177,8 @@ class ServerJobs:
             for preset in presets:  # perhaps submitted after the cached listing: ask Slurm once more
                 self.poller(preset).invalidate()
         if found is None:
-            raise NotThisServersJob(f"job {job_id} is not a job of server {self.tags.user}/{self.tags.server}")
+            raise NotThisServersJob(_("job {job_id} is not a job of server {server}").format(
+                job_id=job_id, server=f"{self.tags.user}/{self.tags.server}"))
         await self._scancel(found, [job_id])
         if job_id == base:
             self.registry.forget(job_id, cluster=record.cluster if record else found)

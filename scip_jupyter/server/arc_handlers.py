@@ -25,6 +25,7 @@ from traitlets.config import Configurable
 from scip_jupyter.arc.registry import JobRegistry
 from scip_jupyter.arc.server_jobs import JOB_ID_HELP, NotThisServersJob, ServerJobs, check_job_id, preset_transport, summary
 from scip_jupyter.arc.tags import JobTags
+from scip_jupyter.i18n import LANGUAGE_COOKIE, _, negotiate, set_locale
 
 log = logging.getLogger(__name__)
 SETTINGS_KEY = "scip_arc_jobs"
@@ -62,6 +63,11 @@ def server_jobs(serverapp) -> ServerJobs:
 class _ARCHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
 
+    async def prepare(self):
+        # Errors and Slurm's failures in the person's language, as the hub's pages choose it.
+        set_locale(negotiate(self.request.headers.get("Accept-Language"), self.get_cookie(LANGUAGE_COOKIE)))
+        return await super().prepare()
+
     @property
     def jobs(self) -> ServerJobs:
         return server_jobs(self.serverapp)
@@ -88,10 +94,11 @@ class JobHandler(_ARCHandler):
         try:
             body = json.loads(self.request.body or b"{}")
         except (ValueError, RecursionError):
-            raise web.HTTPError(400, "body: not JSON; send {\"action\": \"cancel\"}") from None
+            raise web.HTTPError(400, _("body: not JSON; send {example}").format(example='{"action": "cancel"}')) from None
         action = body.get("action") if isinstance(body, dict) else None
         if action != "cancel":
-            raise web.HTTPError(400, f"action: {action!r} is not allowed; allowed: 'cancel'")
+            raise web.HTTPError(400, _("action: {action} is not allowed; allowed: {allowed}").format(
+                action=repr(action), allowed="'cancel'"))
         await self._cancel(job_id)
 
     async def _cancel(self, job_id: str):

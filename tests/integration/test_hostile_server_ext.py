@@ -100,6 +100,26 @@ def test_hostile_arc_job_requests(server, job, body, status, words):
     assert "Traceback" not in r.text and r.headers["Content-Type"].startswith("application/json")
 
 
+#: (id, job id path segment, body, French words) -- the same refusals for a person whose browser asks for French
+ARC_FR = [
+    ("id-negative", "-5", b'{"action": "cancel"}', "job_id : '-5' n’est pas un numéro de tâche Slurm"),
+    ("action-delete-all", "123", b'{"action": "cancel-all"}', "action : 'cancel-all' n’est pas permise ; valeurs permises : 'cancel'"),
+    ("body-not-json", "123", b"cancel", 'body : ce n’est pas du JSON ; envoyez {"action": "cancel"}'),
+]
+
+
+@pytest.mark.parametrize("job, body, words", [a[1:] for a in ARC_FR], ids=[a[0] for a in ARC_FR])
+def test_arc_job_refusals_follow_accept_language(server, job, body, words):
+    """Accept-Language: fr gives the French words (issue 14); the field name before the colon stays."""
+    r = server["s"].post(f"{server['url']}/scip/api/arc/jobs/{job}", data=body, timeout=60,
+                         headers={"Content-Type": "application/json", "Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"})
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert words in r.json()["message"], r.text[:300]
+    r = server["s"].post(f"{server['url']}/scip/api/arc/jobs/{job}", data=body, timeout=60,
+                         headers={"Content-Type": "application/json", "Accept-Language": "en"})
+    assert r.status_code == 400 and "n’est pas" not in r.json()["message"] and "ce n’est" not in r.json()["message"]
+
+
 @pytest.mark.parametrize("manifest", ['{"files": []}', '{"files": "x", "offered": 3}', "[]", '"x"', "{"])
 def test_a_manifest_of_the_wrong_shape_does_not_break_status_sync_or_launch(server, manifest):
     folder = server["home"] / "courses" / "demo"
