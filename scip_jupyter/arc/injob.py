@@ -58,6 +58,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from ..i18n import _
 from .injob_folder import HANDSHAKE, UNSHARED_EXIT, RunFolder
 from .poller import JobPoller
 from .registry import JobRegistry
@@ -71,6 +72,10 @@ TLS_CERT, TLS_KEY = "tls-cert.pem", "tls-key.pem"
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}:\d{2}(:\d{2})?$")
 _SAFE_DIRECTIVE = re.compile(r"^[A-Za-z0-9_.:,=@%/+-]*$")
 _HEX = re.compile(r"^[0-9a-f]*$")
+
+
+def _not_allowed(field: str, value: Any, allowed: str) -> str:
+    return _("{field}: {value} is not allowed; allowed: {allowed}").format(field=field, value=value, allowed=allowed)
 
 
 class InJobFailed(RuntimeError):
@@ -231,23 +236,24 @@ class InJobSpec:
 
     def __post_init__(self):
         if not 1 <= self.workers <= 1000:
-            raise ValueError(f"workers: {self.workers} is not allowed; allowed: 1 to 1000")
+            raise ValueError(_not_allowed("workers", self.workers, "1 to 1000"))
         if not 1 <= self.cpus_per_task <= 256:
-            raise ValueError(f"cpus_per_task: {self.cpus_per_task} is not allowed; allowed: 1 to 256")
+            raise ValueError(_not_allowed("cpus_per_task", self.cpus_per_task, "1 to 256"))
         if not 64 <= self.mem_per_cpu_mb <= 1_000_000:
-            raise ValueError(f"mem_per_cpu_mb: {self.mem_per_cpu_mb} is not allowed; allowed: 64 to 1000000")
+            raise ValueError(_not_allowed("mem_per_cpu_mb", self.mem_per_cpu_mb, "64 to 1000000"))
         if not _WALLTIME.match(self.walltime):
-            raise ValueError(f"walltime: {self.walltime!r} is not allowed; allowed: [D-]HH:MM[:SS], e.g. 01:00:00")
+            raise ValueError(_not_allowed("walltime", repr(self.walltime), _("[D-]HH:MM[:SS], e.g. 01:00:00")))
         for name in ("partition", "account"):
             if not _SAFE_DIRECTIVE.match(getattr(self, name)):
-                raise ValueError(f"{name}: {getattr(self, name)!r} has characters Slurm names do not use")
+                raise ValueError(_("{field}: {value} has characters Slurm names do not use").format(
+                    field=name, value=repr(getattr(self, name))))
         for d in self.extra_directives:
             if not d.startswith("--") or "\n" in d:
-                raise ValueError(f"extra_directives: {d!r} is not a single --option[=value]")
+                raise ValueError(_("extra_directives: {value} is not a single --option[=value]").format(value=repr(d)))
         if "\n" in self.run_dir or "'" in self.run_dir:
-            raise ValueError(f"run_dir: {self.run_dir!r} may not contain newlines or quotes")
+            raise ValueError(_("run_dir: {value} may not contain newlines or quotes").format(value=repr(self.run_dir)))
         if not _HEX.match(self.handshake):
-            raise ValueError(f"handshake: {self.handshake!r} is not allowed; allowed: lowercase hexadecimal digits")
+            raise ValueError(_not_allowed("handshake", repr(self.handshake), _("lowercase hexadecimal digits")))
 
     @property
     def ntasks(self) -> int:
@@ -307,9 +313,9 @@ def encode_payload(func: Callable | None = None, args: tuple = (), kwargs: dict 
     import cloudpickle
 
     if (func is None) == (script is None):
-        raise ValueError("give exactly one of func (a callable) or script (Python source setting `result`)")
+        raise ValueError(_("give exactly one of func (a callable) or script (Python source setting `result`)"))
     if func is not None and not callable(func):
-        raise ValueError(f"func: {func!r} is not callable")
+        raise ValueError(_("func: {value} is not callable").format(value=repr(func)))
     data = {"func": func, "args": tuple(args), "kwargs": dict(kwargs or {}), "script": script}
     module = _local_module(func)
     if module is not None:  # the user's own module is not installed on the cluster: ship its code
@@ -447,7 +453,7 @@ class InJobRun:
         raw = dict(account=account, partition=partition, walltime=walltime, cores=cores, memory=memory, workers=workers)
         self.request = req = validate_request(p, {k: v for k, v in raw.items() if v is not None}, accounts)
         if req.workers < 1:
-            raise ARCRequestError("workers", "an in-job run needs at least one worker", ["1.."])
+            raise ARCRequestError("workers", _("an in-job run needs at least one worker"), ["1.."])
         self.payload = encode_payload(func, args, kwargs, script)
         self.run_id = uuid.uuid4().hex[:12]
         # where the job writes and how this server reads it back (rest: a shared folder, or refused here)
@@ -479,7 +485,7 @@ class InJobRun:
 
     async def asubmit(self) -> str:
         if self.job_id is not None:
-            raise RuntimeError(f"already submitted as job {self.job_id}")
+            raise RuntimeError(_("already submitted as job {job_id}").format(job_id=self.job_id))
         self.folder.prepare()  # a shared folder: the handshake the job checks first
         self.submitted_at = datetime.now(timezone.utc)
         out = await self.transport.run(["sbatch", "--parsable"], stdin=injob_script(self.spec, self.payload))
@@ -518,15 +524,17 @@ class InJobRun:
             if status.phase is Phase.COMPLETED:
                 return cloudpickle.loads(base64.b64decode(await self._read(RESULT)))
             if status.finished or status.phase is Phase.UNKNOWN:
-                raise InJobFailed(
-                    f"in-job run {self.run_id} (job {self.job_id} on {self.preset.name}) {status.phase.value}: "
-                    f"{status.reason}{' — ' + status.message if status.message else ''} (run folder {self.spec.run_dir})"
-                )
+                raise InJobFailed(_(
+                    "in-job run {run} (job {job_id} on {cluster}) {phase}: {reason} (run folder {folder})"
+                ).format(run=self.run_id, job_id=self.job_id, cluster=self.preset.name, phase=status.phase.value,
+                         reason=status.reason + (" — " + status.message if status.message else ""),
+                         folder=self.spec.run_dir))
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"in-job run {self.run_id} (job {self.job_id}) still {status.phase.value} after {timeout:g}s"
-                    f"{' (' + status.reason + ')' if status.reason else ''}; it keeps running: .result() again, or .cancel()"
-                )
+                raise TimeoutError(_(
+                    "in-job run {run} (job {job_id}) still {phase} after {timeout}s{reason}; it keeps running: "
+                    ".result() again, or .cancel()"
+                ).format(run=self.run_id, job_id=self.job_id, phase=status.phase.value, timeout=f"{timeout:g}",
+                         reason=f" ({status.reason})" if status.reason else ""))
             await asyncio.sleep(poll)
 
     async def acancel(self) -> None:
@@ -554,7 +562,7 @@ class InJobRun:
 
     def _need_job(self):
         if self.job_id is None:
-            raise RuntimeError("not submitted yet: call .submit() first")
+            raise RuntimeError(_("not submitted yet: call .submit() first"))
 
     def path(self, name: str) -> str:
         return self.folder.file(name)

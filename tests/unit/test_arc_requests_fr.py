@@ -209,3 +209,17 @@ def test_the_launchers_own_words_follow_the_language():
     assert said["fr"] == ("Lancé sur local-slurm : 1 worker demandé.", "Passage à 3 workers.", "minimum",
                           "5 doit être entre 0 et le maximum (2)", ["0..2"],
                           "Grappe Dask fermée ; ses tâches Slurm ont été annulées.")
+
+
+def test_an_in_job_run_refuses_a_bad_payload_in_french():
+    from scip_jupyter.arc.injob import encode_payload
+
+    with use_locale("fr"):
+        with pytest.raises(ValueError) as neither:
+            encode_payload()
+        with pytest.raises(ValueError) as not_callable:
+            encode_payload(3)
+    assert str(neither.value).startswith("donnez soit func (un appelable), soit script")
+    assert str(not_callable.value) == "func : 3 n’est pas appelable"
+    with pytest.raises(ValueError, match=r"^func: 3 is not callable$"):
+        encode_payload(3)
