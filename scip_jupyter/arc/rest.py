@@ -165,7 +165,8 @@ def parse_options(args: Sequence[str], where: str) -> tuple[dict[str, object], l
             name, value = SHORT.get(arg[1:2], arg[1:2]), arg[2:]
             has_value = bool(value)
             if not arg[1:2] in SHORT:
-                raise SbatchOptionError(f"{where}: sbatch option {arg} is not supported by the rest transport")
+                raise SbatchOptionError(_("{where}: sbatch option {option} is not supported by the rest transport").format(
+                    where=where, option=arg))
         if name in SBATCH_FLAGS:
             key, val = SBATCH_FLAGS[name]
             if key:
@@ -176,13 +177,12 @@ def parse_options(args: Sequence[str], where: str) -> tuple[dict[str, object], l
                 i += 1
             continue
         if name not in SBATCH_OPTIONS:
-            raise SbatchOptionError(
-                f"{where}: sbatch option --{name} is not supported by the rest transport "
-                f"(supported: {', '.join('--' + k for k in sorted(SBATCH_OPTIONS))})"
-            )
+            raise SbatchOptionError(_(
+                "{where}: sbatch option {option} is not supported by the rest transport (supported: {supported})"
+            ).format(where=where, option=f"--{name}", supported=", ".join("--" + k for k in sorted(SBATCH_OPTIONS))))
         if not has_value:
             if i >= len(args):
-                raise SbatchOptionError(f"{where}: sbatch option --{name} needs a value")
+                raise SbatchOptionError(_("{where}: sbatch option {option} needs a value").format(where=where, option=f"--{name}"))
             value = args[i]
             i += 1
         props[SBATCH_OPTIONS[name]] = value
@@ -201,12 +201,13 @@ def sbatch_request(argv: Sequence[str], script: str | None, environment: dict[st
     cli, positional = parse_options(list(argv[1:]), "sbatch command line")
     wrap = cli.pop("wrap", None)
     if positional:
-        raise SbatchOptionError(f"sbatch command line: a script file ({positional[0]}) cannot be sent; pass the script on standard input")
+        raise SbatchOptionError(_("sbatch command line: a script file ({path}) cannot be sent; pass the script on standard "
+                                 "input").format(path=positional[0]))
     if wrap is not None:
         script = f"#!/bin/sh\n{wrap}\n"
     if script is None:
-        raise SbatchOptionError("no script on standard input (and no --wrap)")
-    in_script, _ = parse_options(script_directives(script), "#SBATCH line")
+        raise SbatchOptionError(_("no script on standard input (and no --wrap)"))
+    in_script, _positional = parse_options(script_directives(script), "#SBATCH line")
     job: dict[str, object] = {"current_working_directory": cwd, "environment": dict(environment)}
     job.update(in_script)
     job.update(cli)
@@ -349,7 +350,9 @@ class RestTransport(Transport):
         if command == "scancel":
             return await self._scancel([a for a in argv[1:] if not a.startswith("-")])
         raise SlurmCommandError(
-            self.cluster, argv, 126, f"{command} is not available through slurmrestd; the rest transport runs sbatch, squeue and scancel"
+            self.cluster, argv, 126,
+            _("{command} is not available through slurmrestd; the rest transport runs sbatch, squeue and scancel").format(
+                command=command)
         )
 
     async def _sbatch(self, argv: list[str], stdin: str | None) -> tuple[int, str, str]:

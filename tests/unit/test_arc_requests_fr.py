@@ -223,3 +223,16 @@ def test_an_in_job_run_refuses_a_bad_payload_in_french():
     assert str(not_callable.value) == "func : 3 n’est pas appelable"
     with pytest.raises(ValueError, match=r"^func: 3 is not callable$"):
         encode_payload(3)
+
+
+def test_the_rest_transport_names_an_option_it_cannot_pass_in_french():
+    from scip_jupyter.arc.rest import SbatchOptionError, sbatch_request
+
+    with use_locale("fr"):
+        with pytest.raises(SbatchOptionError) as directive:
+            sbatch_request(["sbatch"], "#!/bin/sh\n#SBATCH --uid=0\ntrue\n", {}, "/")
+        with pytest.raises(SbatchOptionError) as no_script:
+            sbatch_request(["sbatch"], None, {}, "/")
+    assert str(directive.value).startswith("#SBATCH line : l’option sbatch --uid n’est pas prise en charge par le "
+                                           "transport rest (prises en charge : --")
+    assert str(no_script.value) == "aucun script sur l’entrée standard (et pas de --wrap)"
