@@ -3,6 +3,7 @@
     scip-jupyter course list                       courses, dates, state, students
     scip-jupyter course links  ID [--hub-url URL]  the course launch link and one per notebook
     scip-jupyter course status ID [--student S]    per student: version, update available, edits, notebooks
+                              [--reports FILE]     ... from the students' own servers' last reports
     scip-jupyter course sync   ID [--student S]    deliver the current material (never loses student edits)
     scip-jupyter course reset  ID (--student S | --all) --yes
                                                    back up the student's folder, deliver the material afresh
@@ -12,6 +13,14 @@ $SCIP_COURSES_FILE, else hub_config/courses.yaml; `--homes` (the folder of the
 students' notebook roots) to $SCIP_HOMES, else the embedded platform's
 `.state/hub/home`. Students listed through groups are resolved with
 `--group-member GROUP=user1,user2` (or are listed explicitly with --student).
+
+`status` reads the students' folders when they are on this machine, else the
+last reports their own servers sent the `scip-courses` service (courses/reports.py;
+the only source on Kubernetes, where no home is mounted in the hub pod):
+`--reports FILE` names the service's store; without --reports and --homes, and
+when the homes folder is not here, it is $SCIP_COURSE_REPORTS, else
+`scip-course-reports.sqlite` in the current folder (the hub's folder, beside
+jupyterhub.sqlite) when that file exists. The store is opened read-only.
 Exit status: 0 when everything succeeded, 1 when a student's operation failed,
 2 for a usage or configuration error.
 """
@@ -24,9 +33,10 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from ..config import ConfigError
-from .ops import Homes, current_snapshot, for_each, reset_student, status_student, sync_student, today
+from .ops import HOMES_ENV, Homes, current_snapshot, for_each, reset_student, status_student, sync_student, today
 from .progress import notebook_state
 from .registry import COURSES_ENV, Course, Registry, load_courses
+from .reports import DEFAULT_STORE_NAME, REPORTS_ENV, ReportStore, status_from_report
 
 DEFAULT_HUB_URL = "http://127.0.0.1:8000"
 
@@ -66,6 +76,11 @@ def add_arguments(parser) -> None:
             help="members of a hub group the course enrols (repeatable)",
         )
         p.add_argument("--json", action="store_true", help="print the results as JSON")
+        if name == "status":
+            p.add_argument("--reports", metavar="FILE", help=(
+                "the scip-courses service's report store (SQLite): read the students' own servers' last reports "
+                f"instead of their folders (default when the homes folder is not here: ${REPORTS_ENV}, "
+                f"else ./{DEFAULT_STORE_NAME} if it exists)"))
         if name == "sync":
             p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
         if name == "reset":
@@ -168,24 +183,60 @@ def _links(registry: Registry, course: Course, hub_url: str) -> int:
     return 0
 
 
+def reports_source(explicit: str | None, homes: str | None, environ=None, cwd: Path | None = None) -> Path | None:
+    """The report store `status` reads, or None to read the students' folders.
+
+    --reports wins; --homes (or $SCIP_HOMES) means folders; else the store when
+    the homes folder is not on this machine and the store file exists.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if homes or environ.get(HOMES_ENV):
+        return None
+    from ..embedded import HubSettings
+
+    if HubSettings.from_env(environ).homes.is_dir():  # the embedded platform's homes are here
+        return None
+    store = Path(environ.get(REPORTS_ENV) or (cwd or Path.cwd()) / DEFAULT_STORE_NAME)
+    return store if store.is_file() else None
+
+
+def _reported_statuses(store_path: Path, course, snap, names):
+    if not store_path.is_file():
+        raise FileNotFoundError(f"--reports: no report store at {store_path}")
+    reports = ReportStore(store_path).read_course(course.id)
+    return [status_from_report(n, course.id, *reports.get(n, (None, "")), snap.files, snap.version) for n in names]
+
+
 def _status(args, registry, course, names) -> int:
     from rich.console import Console
     from rich.table import Table
 
     snap = current_snapshot(registry, course)
-    homes = Homes.default(args.homes)
-    rows = _class_op(args, course, names, lambda n: status_student(course, snap, homes, n), "reading")
+    store = reports_source(getattr(args, "reports", None), args.homes)
+    if store is not None:
+        rows = _reported_statuses(store, course, snap, names)
+    else:
+        homes = Homes.default(args.homes)
+        rows = _class_op(args, course, names, lambda n: status_student(course, snap, homes, n), "reading")
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1))
         return 0
-    table = Table("student", "version", "update", "your edits", *[Path(nb).name for nb in rows[0].notebooks] if rows else [],
-                  title=f"{course.id} — material version {snap.version}")
+    title = f"{course.id} — material version {snap.version}" + (f" — as reported ({store})" if store else "")
+    table = Table("student", "version", "update", "your edits", *(["reported"] if store else []),
+                  *[Path(nb).name for nb in rows[0].notebooks] if rows else [], title=title)
     for r in rows:
         if r.error:
             table.add_row(r.username, "—", "—", r.error)
             continue
+        if store and not r.reported_at:
+            table.add_row(r.username, "no report yet", "—", "—", "—", *["—" for _nb in r.notebooks])
+            continue
         table.add_row(r.username, r.delivered_version or "never synced", "yes" if r.update_available else "no",
-                      str(len(r.changed)), *[notebook_state(r, nb) for nb in r.notebooks])
+                      str(len(r.changed)), *([r.reported_at] if store else []), *[notebook_state(r, nb) for nb in r.notebooks])
     Console().print(table)
     return 0
 

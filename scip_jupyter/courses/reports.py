@@ -15,8 +15,9 @@ paths, bounded sizes) and trusts the material (version, notebooks) only from its
 own snapshot (`status_from_report`). A student could report false progress of
 their own, as they could edit their own files; nobody can report for another.
 
-`ReportStore` is a small SQLite file (stdlib `sqlite3`) the service alone opens;
-everything else here is pure.
+`ReportStore` is a small SQLite file (stdlib `sqlite3`) the service alone writes;
+the hub's home page and `scip-jupyter course status` read it read-only
+(`for_student`, `read_course`). Everything else here is pure.
 """
 
 from __future__ import annotations
@@ -195,10 +196,44 @@ class ReportStore:
             rows = conn.execute("SELECT username, report, reported_at FROM reports WHERE course = ?", (course_id,)).fetchall()
         finally:
             conn.close()
-        out = {}
-        for username, text, stamp in rows:
-            try:
-                out[username] = (json.loads(text), stamp)
-            except ValueError:  # a damaged row counts as no report, never stops the page
-                continue
-        return out
+        return _decoded(rows)
+
+    def for_student(self, username: str) -> dict[str, tuple[dict, str]]:
+        """course -> (report, reported_at): one person's own last reports, read-only.
+
+        For readers beside the service (the hub's home page, `scip-jupyter course
+        status --reports`): it never creates the file or its table, so a store the
+        service has not written yet reads as no report.
+        """
+        return self._read("SELECT course, report, reported_at FROM reports WHERE username = ?", (username,))
+
+    def read_course(self, course_id: str) -> dict[str, tuple[dict, str]]:
+        """username -> (report, reported_at) for one course, read-only (see `for_student`)."""
+        return self._read("SELECT username, report, reported_at FROM reports WHERE course = ?", (course_id,))
+
+    def _read(self, query: str, args: tuple) -> dict[str, tuple[dict, str]]:
+        if not self.path.exists():
+            return {}
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.timeout)
+        try:
+            rows = conn.execute(query, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the service opened it but nobody has reported yet
+                return {}
+            raise
+        finally:
+            conn.close()
+        return _decoded(rows)
+
+
+def _decoded(rows) -> dict[str, tuple[dict, str]]:
+    """(key, report JSON, reported_at) rows -> key -> (report, reported_at)."""
+    out = {}
+    for key, text, stamp in rows:
+        try:
+            report = json.loads(text)
+        except ValueError:  # a damaged row counts as no report, never stops the page
+            continue
+        if isinstance(report, dict):
+            out[key] = (report, stamp)
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from pathlib import Path
 from urllib.parse import urlparse
 
 from jupyterhub.handlers import BaseHandler
@@ -126,29 +127,60 @@ class HomeHandler(_ScipPage):
     # --- courses ------------------------------------------------------------------------------------
 
     async def _courses(self, user, groups) -> list[model.CourseCard]:
+        """The person's courses, each with the material version their own server last reported.
+
+        One source on both hubs: the report store the `scip-courses` service keeps
+        beside the hub's database (courses/reports.py), never the person's folder
+        (the chart's hub pod mounts no home). A store that cannot be read in time
+        leaves the cards with the reason; the page still answers.
+        """
         registry_file = self.scip.get("registry_file")
         if not registry_file:
             return []
-        from ..courses.ops import Homes, current_snapshot, status_student
+        from ..courses.ops import current_snapshot
         from ..courses.registry import cached_registry
 
         registry = cached_registry(registry_file)
-        homes = Homes(self.scip["homes"]) if self.scip.get("homes") else None
+        courses = registry.courses_for(user.name, groups)
+        if not courses:
+            return []
+        reports, reports_error = await _bounded(asyncio.to_thread(self._own_reports, user.name),
+                                                _("The course progress reports"))
         cards = []
-        for course in registry.courses_for(user.name, groups):
+        for course in courses:
             launch = url_path_join(self.hub.base_url, "scip", "course", course.id, "launch")
-            snap, delivered, error = None, "", ""
+            snap, error = None, reports_error
             try:
                 snap = await asyncio.to_thread(current_snapshot, registry, course)
             except Exception as exc:
                 error = str(exc)
-            if snap is not None and homes is not None:
-                status = await asyncio.to_thread(status_student, course, snap, homes, user.name)
-                delivered = status.delivered_version
-                if status.error and "never started" not in status.error:
-                    error = status.error
-            cards.append(model.course_card(course, launch, snap.version if snap else "", delivered, error))
+            report, reported_at = (reports or {}).get(course.id, (None, ""))
+            cards.append(model.course_card(course, launch, snap.version if snap else "", report, reported_at, error))
         return cards
+
+    def _report_store_path(self) -> str:
+        """The store the courses service writes: its own $SCIP_COURSE_REPORTS (courses.hub.configure
+        puts it beside the hub's database, in this process's reach on both hubs)."""
+        from ..courses.hub import SERVICE_NAME
+        from ..courses.reports import REPORTS_ENV
+
+        service = self.services.get(SERVICE_NAME)
+        return str((getattr(service, "environment", None) or {}).get(REPORTS_ENV, ""))
+
+    def _own_reports(self, username: str) -> dict:
+        """course -> (report, reported_at) of this person only, read-only; {} before any report."""
+        import sqlite3
+
+        from ..courses.reports import ReportStore
+
+        path = self._report_store_path()
+        if not path:
+            return {}
+        try:
+            return ReportStore(Path(path), timeout=2.0).for_student(username)
+        except sqlite3.Error as exc:  # the log has the detail (the store's path), the page the words
+            log.warning("home page: the course report store %s failed: %r", path, exc)
+            raise RuntimeError(_("the progress reports cannot be read now")) from None
 
     # --- server and allocation ----------------------------------------------------------------------
 

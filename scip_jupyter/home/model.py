@@ -63,14 +63,46 @@ class CourseCard:
     your_version: str
     update_available: bool
     note: str = ""
+    #: when the person's own server last reported this course's folder (UTC ISO, for <time>); "" = no report
+    reported_at: str = ""
+    #: the words beside the version: "reported <time>", or that no report came yet
+    reported_text: str = ""
 
 
-def course_card(course, launch_url: str, current_version: str, delivered: str, error: str = "") -> CourseCard:
+def reported_words(reported_at: str) -> str:
+    """The words for when the person's server last reported the course folder ("" = never).
+
+    >>> reported_words("2026-12-01T10:00:05+00:00")
+    'reported 2026-12-01 10:00 UTC'
+    >>> reported_words("")[:44]
+    'Your server has not reported this course yet'
+    """
+    if not reported_at:
+        return _("Your server has not reported this course yet: it does when it starts "
+                 "and when you launch the course.")
+    try:
+        when = dt.datetime.fromisoformat(reported_at)
+    except ValueError:  # the store's own stamp; shown as it is (escaped) rather than dropped
+        return _("reported %(time)s") % {"time": reported_at[:40]}
+    return _("reported %(time)s") % {"time": _when(when, when)}
+
+
+def course_card(course, launch_url: str, current_version: str, report: dict | None, reported_at: str = "",
+                error: str = "") -> CourseCard:
+    """One course on the person's home page, from the last report their own server sent (courses/reports.py).
+
+    The same source on both hubs: the hub never reads the person's folder (on
+    Kubernetes it mounts no home). `report` None: no report yet, said in words;
+    `update_available` compares the reported version with the registry's current one.
+    """
     state = course.state(dt.datetime.now(dt.timezone.utc).date())
+    delivered = str((report or {}).get("delivered_version", "")) if report is not None else ""
+    stamp = reported_at if report is not None else ""
     return CourseCard(
         id=course.id, title=course.title, state=state, launch_url=launch_url if state == "active" else "",
         current_version=current_version, your_version=delivered,
         update_available=bool(current_version and delivered and delivered != current_version), note=error,
+        reported_at=stamp, reported_text="" if error and report is None else reported_words(stamp),
     )
 
 
