@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.fixtures.course_progress import card_version, home_course_card
 from tests.integration.test_course_hub import _follow
 
 pytestmark = pytest.mark.hub
@@ -49,11 +50,7 @@ def card_hub(hub_factory):
 
 
 def _card(session, hub, language="en") -> str:
-    r = session.get(hub.url + "/hub/scip/home", headers={"Accept-Language": language}, timeout=60)
-    assert r.status_code == 200, f"home page: HTTP {r.status_code}\n{hub.log_tail()}"
-    match = re.search(r'<li class="mb-3" data-course="home-card">(.*?)</li>', r.text, re.S)
-    assert match, f"no home-card course card on the page:\n{r.text[:2000]}"
-    return match.group(1)
+    return home_course_card(session, hub.url, "home-card", language)
 
 
 def _wait_for_card(session, hub, check, tries: int = 90) -> str:
@@ -66,23 +63,18 @@ def _wait_for_card(session, hub, check, tries: int = 90) -> str:
     pytest.fail(f"the home page card never showed the report: {card}\n{hub.log_tail()}")
 
 
-def _version(card: str) -> str:
-    match = re.search(r'<code class="scip-course-version">([^<]*)</code>', card)
-    return match.group(1) if match else ""
-
-
 def test_card_shows_the_version_the_students_own_server_reported(card_hub):
     hub = card_hub
     session = hub.login("student1")
     # before any server of theirs reported: said in words, in both languages, no version claimed
     before = _card(session, hub)
-    assert "Your server has not reported this course yet" in before and not _version(before)
+    assert "Your server has not reported this course yet" in before and not card_version(before)
     assert "Votre serveur n&#39;a pas encore transmis" in _card(session, hub, "fr")
 
     _follow(hub, session, "/hub/scip/course/home-card/launch")
     hub.wait_for_server("student1")
-    card = _wait_for_card(session, hub, lambda c: bool(_version(c)))
-    delivered = _version(card)
+    card = _wait_for_card(session, hub, lambda c: bool(card_version(c)))
+    delivered = card_version(card)
     instructor = hub.login("instructor1")
     page = instructor.get(hub.url + "/services/scip-courses/course/home-card.csv", timeout=60).text
     assert f",{delivered}," in page  # the instructor's CSV shows the same reported version
@@ -95,9 +87,9 @@ def test_card_shows_the_version_the_students_own_server_reported(card_hub):
     (hub.state_dir / "material" / "02-more.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, '
                                                               '"nbformat_minor": 5}')
     card = _wait_for_card(session, hub, lambda c: "update available" in c, tries=30)
-    assert _version(card) == delivered
+    assert card_version(card) == delivered
 
     # a stopped server's last report still shows
     hub.stop_server("student1")
     card = _card(session, hub)
-    assert _version(card) == delivered and "reported " in card
+    assert card_version(card) == delivered and "reported " in card

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import shutil
 import tempfile
@@ -37,7 +38,7 @@ import yaml
 from scip_jupyter.arc.tags import JobTags
 from tests.fixtures.chart import chart_with_z2jh, manifests
 from tests.fixtures.common import ROOT, free_port, is_root
-from tests.fixtures.course_progress import execute_notebook, wait_for_row
+from tests.fixtures.course_progress import card_version, execute_notebook, home_course_card, wait_for_row
 from tests.fixtures.k8s_hub import PodRunner, start_chart_hub
 from tests.pss import violations as pss_violations
 
@@ -191,6 +192,11 @@ async def test_course_launch_link_through_the_chart_hub_end_to_end(chart_hub, ku
     assert row["server"] == "running" and row["progress_reported_at"] and row["material_version"] == row["current_version"]
     page = instructor.get(f"{hub.url}/services/scip-courses/course/{COURSE}", timeout=60)
     assert page.status_code == 200 and '<td class="executed">executed</td>' in page.text, page.text[-2000:]
+    # The student's home page card shows the version their pod reported (the hub pod mounts no home).
+    card = await asyncio.to_thread(home_course_card, session, hub.url, COURSE)
+    assert card_version(card) == row["material_version"] and "up to date" in card, card
+    stamp = re.search(r'<time datetime="([^"]+)">reported ', card)
+    assert stamp and stamp.group(1) >= row["progress_reported_at"], card
 
     # A Slurm job of that server; stopping the server deletes the pod and cancels the job.
     comment = JobTags(user="student1", server="").comment()
