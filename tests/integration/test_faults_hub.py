@@ -29,8 +29,10 @@ pytestmark = pytest.mark.hub
 ATTEMPTS = 240
 
 
-def _server_pids(username: str) -> list[int]:
-    """Processes of single-user servers started for `username` (JUPYTERHUB_USER in their environment)."""
+def _server_pids(username: str, api_url: str = "") -> list[int]:
+    """Processes of single-user servers started for `username` (JUPYTERHUB_USER in their environment)
+    by the hub whose API is `api_url` (JUPYTERHUB_API_URL; the restarted hub keeps it): another test's
+    hub on this machine may run a server for the same demo account."""
     out = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -39,6 +41,8 @@ def _server_pids(username: str) -> list[int]:
             env = (proc / "environ").read_bytes().split(b"\0")
             cmd = (proc / "cmdline").read_bytes()
         except OSError:
+            continue
+        if api_url and f"JUPYTERHUB_API_URL={api_url}".encode() not in env:
             continue
         if f"JUPYTERHUB_USER={username}".encode() in env and (b"jupyterhub-singleuser" in cmd or b"jupyter-lab" in cmd
                                                                 or b"jupyter_server" in cmd or b"jupyter-server" in cmd):
@@ -95,12 +99,16 @@ def test_hub_killed_mid_spawn_and_restarted(own_hub):
     assert hub.api("POST", "/users/researcher1/server", json={"profile": "cpu-small"}).status_code in (201, 202)
     hub.wait_for_server("researcher1")
     assert _status(hub, "researcher1") == 200
+    pid = hub.user("researcher1")["servers"][""]["state"]["pid"]
+    api = next(e for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e.startswith(b"JUPYTERHUB_API_URL="))
+    api = api.decode().split("=", 1)[1]
+    assert _server_pids("researcher1", api) == [pid]
     # student1 is starting when the hub dies: its server process exists, but start() has not
     # returned (the hub waits for the server to answer HTTP), so no pid is in the hub's database
     answer = []
     post = threading.Thread(target=lambda: answer.append(_post_or_error(hub, "student1")), daemon=True)
     post.start()
-    _until("student1's server process appears", lambda: _server_pids("student1"), attempts=ATTEMPTS * 50, pause=0.01)
+    _until("student1's server process appears", lambda: _server_pids("student1", api), attempts=ATTEMPTS * 50, pause=0.01)
     os.kill(hub.process.pid, signal.SIGKILL)
     post.join(60)
     assert answer and answer[0] != 201, f"the spawn had finished before the kill: {answer}"
@@ -119,14 +127,14 @@ def test_hub_killed_mid_spawn_and_restarted(own_hub):
         assert r.status_code in (201, 202, 400), r.text  # 400: "already running" is also an answer
         again.wait_for_server("student1")
     assert _status(again, "student1") == 200
-    assert len(_server_pids("researcher1")) == 1, _server_pids("researcher1")
-    leftovers = len(_server_pids("student1")) - 1
+    assert _server_pids("researcher1", api) == [pid], _server_pids("researcher1", api)
+    leftovers = len(_server_pids("student1", api)) - 1
     again.stop_server("student1")
     again.stop_server("researcher1")
-    orphans = _server_pids("student1")
+    orphans = _server_pids("student1", api)
     for pid in orphans:  # clean up what the spawner left, so later tests start clean
         os.kill(pid, signal.SIGKILL)
-    _until("servers stopped", lambda: not _server_pids("student1") and not _server_pids("researcher1"))
+    _until("servers stopped", lambda: not _server_pids("student1", api) and not _server_pids("researcher1", api))
     # the process of the spawn the kill cut short was found and stopped (restarted hub's poll, or the
     # new start): one server for student1, and nothing left over once it is stopped
     assert leftovers == 0, f"{leftovers} orphan(s) of the cut-short spawn beside the new server"
