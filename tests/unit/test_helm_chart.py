@@ -582,10 +582,11 @@ def test_sqlite_ledger_ignores_the_password_variable(monkeypatch):
     assert c.SCIPSpawnerMixin.ledger_url == "sqlite:////srv/jupyterhub/scip-allocations.sqlite"
 
 
-def test_ledger_url_doctests_pass():
+@pytest.mark.parametrize("name", ["ledger_url", "secret_file"])
+def test_k8s_helper_doctests_pass(name):
     k8s = hub_module()
     runner = doctest.DocTestRunner()
-    for test in doctest.DocTestFinder().find(k8s["ledger_url"], "ledger_url", globs=k8s):
+    for test in doctest.DocTestFinder().find(k8s[name], name, globs=k8s):
         runner.run(test)
     assert runner.summarize(verbose=False).attempted > 0 and runner.failures == 0
 
@@ -746,14 +747,6 @@ def test_a_signing_key_the_hub_pod_cannot_hold_safely_stops_the_hub(monkeypatch,
     with pytest.raises(SystemExit) as stop:
         load_hub_config(values, monkeypatch)
     assert message in str(stop.value)
-
-
-def test_secret_file_doctest_passes():
-    k8s = hub_module()
-    runner = doctest.DocTestRunner()
-    for test in doctest.DocTestFinder().find(k8s["secret_file"], "secret_file", globs=k8s):
-        runner.run(test)
-    assert runner.summarize(verbose=False).attempted > 0 and runner.failures == 0
 
 
 def test_gpu_culling_keys_reach_the_scip_gpu_service(monkeypatch):
