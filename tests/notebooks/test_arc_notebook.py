@@ -73,11 +73,18 @@ def run_notebook(path: Path, env_extra: dict[str, str], timeout: float = 420) ->
 
 
 def outputs_text(nb: nbformat.NotebookNode) -> str:
+    """The cells' outputs as a person sees them: a cell's stream messages run on into one text (a print
+    may reach the notebook in several messages), other outputs are lines of their own."""
     parts = []
     for cell in nb.cells:
+        streams = {}
         for output in cell.get("outputs", []):
-            parts.append(output.get("text", ""))
-            parts.append(output.get("data", {}).get("text/plain", ""))
+            if output.get("output_type") == "stream":
+                streams[output.get("name", "stdout")] = streams.get(output.get("name", "stdout"), "") + output.get("text", "")
+            else:
+                parts.append(output.get("text", ""))
+                parts.append(output.get("data", {}).get("text/plain", ""))
+        parts.extend(streams.values())
     return "\n".join(parts)
 
 
